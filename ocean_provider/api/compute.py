@@ -1,0 +1,97 @@
+"""Compute endpoints: parse, authenticate, call the compute service, serialise."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+
+from ocean_provider.api.context import context
+from ocean_provider.api.params import refuse_head, request_params
+from ocean_provider.auth.messages import job_message, result_message, start_message
+from ocean_provider.compute.requests import (
+    EnvironmentsRequest,
+    JobRequest,
+    ResultRequest,
+    StartRequest,
+    parse,
+)
+from ocean_provider.compute.status import public_status_object, status_object
+from ocean_provider.operator.models import OperatorJob
+
+bp = Blueprint("services", __name__)
+
+
+def _statuses(jobs: list[OperatorJob]) -> Response:
+    base = context().base_url()
+    return jsonify([status_object(job, base) for job in jobs])
+
+
+def _job_request() -> tuple[str, JobRequest]:
+    req = parse(JobRequest, request_params())
+    message = job_message(req.consumer_address, req.job_id, req.document_id)
+    signer = context().auth.authenticate(req.consumer_address, message, req.signature, req.nonce)
+    return signer, req
+
+
+@bp.post("/compute")
+def computeStart() -> Response:  # noqa: N802 - clients look endpoints up by this name
+    req = parse(StartRequest, request_params())
+    message = start_message(req.consumer_address, req.dataset.document_id)
+    signer = context().auth.authenticate(req.consumer_address, message, req.signature, req.nonce)
+    return _statuses(context().compute.start(signer, req))
+
+
+@bp.get("/compute")
+def computeStatus() -> Response:  # noqa: N802
+    refuse_head()
+    ctx = context()
+    params = request_params()
+    if not params.get("signature") and ctx.settings.allow_unsigned_status:
+        req = parse(JobRequest, params)
+        owner = ctx.compute.owner_of(req.consumer_address)
+        jobs = ctx.compute.status(owner, req.job_id, req.document_id)
+        return jsonify([public_status_object(job) for job in jobs])
+    signer, req = _job_request()
+    return _statuses(ctx.compute.status(signer, req.job_id, req.document_id))
+
+
+@bp.put("/compute")
+def computeStop() -> Response:  # noqa: N802
+    signer, req = _job_request()
+    return _statuses(context().compute.stop(signer, req.job_id, req.document_id))
+
+
+@bp.delete("/compute")
+def computeDelete() -> Response:  # noqa: N802
+    signer, req = _job_request()
+    return _statuses(context().compute.delete(signer, req.job_id, req.document_id))
+
+
+@bp.get("/computeResult")
+def computeResult() -> Response:  # noqa: N802
+    refuse_head()
+    req = parse(ResultRequest, request_params())
+    message = result_message(req.consumer_address, req.job_id, req.index)
+    signer = context().auth.authenticate(req.consumer_address, message, req.signature, req.nonce)
+    assert req.signature is not None  # authenticate refuses a missing one
+    stream = context().compute.result(
+        signer, req.job_id, req.index, req.signature, request.headers.get("Range")
+    )
+    response = Response(
+        stream_with_context(stream.chunks()), status=stream.status, direct_passthrough=True
+    )
+    for name, value in stream.headers.items():
+        response.headers[name] = value
+    if stream.status != 206:
+        name = stream.filename or f"result-{req.index}"
+        response.headers["Content-Disposition"] = f"attachment;filename={name}"
+        response.headers["Access-Control-Expose-Headers"] = "Content-Disposition"
+    return response
+
+
+@bp.get("/computeEnvironments")
+def computeEnvironments() -> Response:  # noqa: N802
+    req = parse(EnvironmentsRequest, request_params())
+    compute = context().compute
+    if req.chain_id is not None:
+        return jsonify(compute.environments(req.chain_id))
+    return jsonify(compute.environments_by_chain())

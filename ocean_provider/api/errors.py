@@ -1,0 +1,52 @@
+"""One place that turns errors into JSON replies; nothing else builds error bodies."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from ocean_provider.errors import ProviderError
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_reply(error: ProviderError) -> Response:
+    response = jsonify(error.body())
+    response.status_code = error.status
+    return response
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    code = HTTP_CODES.get(status, "http_error")
+    message = {
+        404: "no such endpoint",
+        405: "method not allowed on this endpoint",
+        413: "request body too large",
+    }.get(status, exc.name)
+    response = jsonify({"error": message, "code": code})
+    response.status_code = status
+    return response
+
+
+def _unexpected(exc: Exception) -> Response:
+    log.error("unexpected %s while handling a request", type(exc).__name__, exc_info=exc)
+    response = jsonify({"error": "internal error", "code": "internal_error"})
+    response.status_code = 500
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(ProviderError, error_reply)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)

@@ -1,0 +1,53 @@
+"""Root information and nonces."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from ocean_provider import __version__
+from ocean_provider.api.context import context
+from ocean_provider.api.params import refuse_head, request_params
+from ocean_provider.auth.nonces import nonce_text
+from ocean_provider.compute.requests import NonceRequest, parse
+
+root = Blueprint("root", __name__)
+nonces = Blueprint("nonces", __name__)
+
+HIDDEN_METHODS = {"HEAD", "OPTIONS"}
+
+
+def service_endpoints() -> dict[str, list[str]]:
+    """``name -> [METHOD, path]`` for each services route, as clients look them up."""
+    endpoints: dict[str, list[str]] = {}
+    for rule in current_app.url_map.iter_rules():
+        blueprint, _, name = rule.endpoint.partition(".")
+        if blueprint not in ("services", "nonces"):
+            continue
+        methods = sorted((rule.methods or set()) - HIDDEN_METHODS)
+        endpoints[name] = [methods[0], rule.rule]
+    return endpoints
+
+
+@root.get("/")
+def version() -> Response:
+    settings = context().settings
+    return jsonify(
+        {
+            "software": "Provider",
+            "version": __version__,
+            "chainIds": settings.chain_ids,
+            "providerAddresses": {
+                str(chain): settings.provider_address(chain) for chain in settings.chain_ids
+            },
+            "computeAddress": settings.universal_address,
+            "serviceEndpoints": service_endpoints(),
+        }
+    )
+
+
+@nonces.get("/nonce")
+def nonce() -> Response:
+    refuse_head()
+    req = parse(NonceRequest, request_params())
+    value = context().auth.nonces.ensure_initial(req.user_address)
+    return jsonify({"nonce": nonce_text(value)})

@@ -1,0 +1,91 @@
+"""``create_app(settings)``: wiring only. Nothing here runs at import time."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response
+from flask_cors import CORS
+
+from ocean_provider.api.compute import bp as compute_bp
+from ocean_provider.api.context import EXTENSION, ProviderContext
+from ocean_provider.api.errors import register_error_handlers
+from ocean_provider.api.info import nonces as nonces_bp
+from ocean_provider.api.info import root as root_bp
+from ocean_provider.auth.authenticator import RequestAuthenticator
+from ocean_provider.auth.nonces import NonceStore, RedisNonceStore, SqliteNonceStore
+from ocean_provider.compute.interfaces import (
+    ComputeBackend,
+    DdoResolver,
+    OrderVerifier,
+    UnavailableDdoResolver,
+    UnavailableOrderVerifier,
+)
+from ocean_provider.compute.service import ComputeService
+from ocean_provider.config import ProviderSettings
+from ocean_provider.operator.client import OperatorClient
+
+log = logging.getLogger(__name__)
+SERVICES_PREFIX = "/api/services"
+
+
+def create_app(
+    settings: ProviderSettings,
+    *,
+    backend: ComputeBackend | None = None,
+    ddos: DdoResolver | None = None,
+    orders: OrderVerifier | None = None,
+    nonces: NonceStore | None = None,
+) -> Flask:
+    """Build the Provider app; tests pass fakes for the chain-facing parts."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    CORS(app)
+    compute = ComputeService(
+        backend if backend is not None else _operator_client(settings),
+        ddos or UnavailableDdoResolver(),
+        orders or UnavailableOrderVerifier(),
+        chain_ids=settings.chain_ids,
+        fee_tokens=settings.provider_fee_token,
+        metadata_uri=settings.aquarius_url,
+    )
+    app.extensions[EXTENSION] = ProviderContext(
+        settings=settings,
+        auth=RequestAuthenticator(nonces or _nonce_store(settings)),
+        compute=compute,
+    )
+    app.register_blueprint(root_bp)
+    app.register_blueprint(compute_bp, url_prefix=SERVICES_PREFIX)
+    app.register_blueprint(nonces_bp, url_prefix=SERVICES_PREFIX)
+    register_error_handlers(app)
+    app.after_request(_close_connection)
+    return app
+
+
+def _close_connection(response: Response) -> Response:
+    response.headers["Connection"] = "close"
+    return response
+
+
+def _operator_client(settings: ProviderSettings) -> OperatorClient | None:
+    if settings.operator_service_url is None:
+        log.warning(
+            "OPERATOR_SERVICE_URL is not set: compute endpoints answer 404 compute_disabled. "
+            "Point it at an engine, e.g. `ocean-provider engine` on http://127.0.0.1:8050"
+        )
+        return None
+    return OperatorClient(
+        settings.operator_service_url,
+        settings.universal_key,
+        connect_timeout=settings.operator_connect_timeout,
+        read_timeout=settings.request_timeout,
+    )
+
+
+def _nonce_store(settings: ProviderSettings) -> NonceStore:
+    if settings.redis_connection:
+        import redis
+
+        return RedisNonceStore(redis.Redis.from_url(settings.redis_connection))
+    return SqliteNonceStore(settings.storage_path)

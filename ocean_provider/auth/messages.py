@@ -1,0 +1,18 @@
+"""The message each signed endpoint signs (before ``+ nonce``), as ``DESIGN.md`` fixes them."""
+
+from __future__ import annotations
+
+
+def start_message(consumer: str, document_id: str) -> str:
+    """POST /compute: consumerAddress + dataset.documentId."""
+    return f"{consumer}{document_id}"
+
+
+def job_message(consumer: str, job_id: str | None, document_id: str | None) -> str:
+    """GET/PUT/DELETE /compute: consumerAddress + jobId + documentId (missing parts empty)."""
+    return f"{consumer}{job_id or ''}{document_id or ''}"
+
+
+def result_message(consumer: str, job_id: str, index: int) -> str:
+    """GET /computeResult: consumerAddress + jobId + index."""
+    return f"{consumer}{job_id}{index}"

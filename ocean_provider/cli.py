@@ -1,0 +1,71 @@
+"""``ocean-provider serve | engine``: run the Provider or the local compute engine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from flask import Flask
+
+from ocean_provider.errors import ConfigurationError
+
+
+def _gunicorn(factory: Callable[[], Flask], bind: str, workers: int, timeout: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class _App(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", bind)
+            self.cfg.set("workers", workers)
+            self.cfg.set("timeout", timeout)
+            self.cfg.set("accesslog", "-")
+
+        def load(self) -> Any:
+            return factory()
+
+    _App().run()
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from ocean_provider.wsgi import provider_app
+
+    provider_app()  # fail fast, with the setting's name, before workers start
+    _gunicorn(provider_app, args.bind, args.workers, args.timeout)
+
+
+def _engine(args: argparse.Namespace) -> None:
+    from ocean_provider.wsgi import engine_app
+
+    engine_app()
+    _gunicorn(engine_app, args.bind, 1, args.timeout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ocean-provider", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the Provider under gunicorn")
+    serve.add_argument("--bind", default="0.0.0.0:8030")
+    serve.add_argument("--workers", type=int, default=2)
+    serve.add_argument("--timeout", type=int, default=120)
+    serve.set_defaults(run=_serve)
+    engine = commands.add_parser("engine", help="run the local compute engine")
+    engine.add_argument("--bind", default="127.0.0.1:8050")
+    engine.add_argument("--timeout", type=int, default=120)
+    engine.set_defaults(run=_engine)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except ConfigurationError as exc:
+        print(f"ocean-provider: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

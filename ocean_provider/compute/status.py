@@ -1,0 +1,59 @@
+"""Status objects as the spec and ``DESIGN.md`` define them, built from engine jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from ocean_provider.operator.models import JobStatus, OperatorJob
+
+
+def _date(value: float | None) -> str | None:
+    """Unix seconds as text, as Ocean's Operator-Service sends them and clients parse them."""
+    if value is None:
+        return None
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def _status_text(job: OperatorJob) -> str:
+    if job.status_text:
+        return job.status_text
+    try:
+        return JobStatus(job.status).text
+    except ValueError:
+        return "Unknown status"
+
+
+def result_url(base_url: str, job: OperatorJob, index: int) -> str:
+    query = urlencode({"consumerAddress": job.owner, "jobId": job.job_id, "index": index})
+    return f"{base_url.rstrip('/')}/api/services/computeResult?{query}"
+
+
+def status_object(job: OperatorJob, base_url: str) -> dict[str, Any]:
+    """The full status object, for a signed request by the job's owner."""
+    logs = [r for r in job.results if r.type == "algorithmLog"]
+    outputs = [r for r in job.results if r.type == "output"]
+    return {
+        **public_status_object(job),
+        "documentId": job.document_id,
+        "agreementId": job.agreement_id,
+        "algorithmLogUrl": result_url(base_url, job, logs[0].index) if logs else "",
+        "resultsUrls": [result_url(base_url, job, r.index) for r in outputs],
+        "resultsDid": "",
+        "results": [r.model_dump() for r in job.results],
+        "stopreq": job.stopreq,
+        "algoDID": job.algo_did,
+        "inputDID": job.input_dids,
+    }
+
+
+def public_status_object(job: OperatorJob) -> dict[str, Any]:
+    """What an unsigned status reply may show: ids, status and dates only."""
+    return {
+        "owner": job.owner,
+        "jobId": job.job_id,
+        "status": job.status,
+        "statusText": _status_text(job),
+        "dateCreated": _date(job.date_created),
+        "dateFinished": _date(job.date_finished),
+    }

@@ -1,0 +1,208 @@
+"""Settings: ``config.ini`` plus environment variables, read once and validated at boot.
+
+This is the only module that reads ``os.environ``. Environment variables use
+the reference Provider's names (``NETWORK_URL``, ``PROVIDER_PRIVATE_KEY``,
+``OPERATOR_SERVICE_URL``, ...) and win over ``config.ini``, whose keys are the
+same names in lower case, in the ``[provider]`` and ``[engine]`` sections.
+Values that may differ per chain are a single value or a JSON map
+``{"<chainId>": value}``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from eth_account import Account
+
+from ocean_provider.errors import ConfigurationError
+
+DEFAULT_CONFIG = Path("config.ini")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """What the Provider service needs; see README for each setting."""
+
+    chain_rpc: Mapping[int, str]
+    provider_keys: Mapping[int, str]
+    universal_key: str
+    operator_service_url: str | None
+    aquarius_url: str | None
+    provider_url: str | None
+    storage_path: Path
+    redis_connection: str | None
+    request_timeout: float
+    operator_connect_timeout: float
+    log_level: str
+    allow_unsigned_status: bool
+    max_request_bytes: int
+    provider_fee_token: Mapping[int, str] = field(default_factory=dict)
+
+    @property
+    def chain_ids(self) -> list[int]:
+        return sorted(self.chain_rpc)
+
+    def provider_address(self, chain_id: int) -> str:
+        return str(Account.from_key(self.provider_keys[chain_id]).address)
+
+    @property
+    def universal_address(self) -> str:
+        return str(Account.from_key(self.universal_key).address)
+
+
+class _Source:
+    """Looks a setting up in the environment first, then in one config.ini section."""
+
+    def __init__(self, environ: Mapping[str, str], section: Mapping[str, str]) -> None:
+        self._environ = environ
+        self._section = section
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        value = self._environ.get(name)
+        if value is None:
+            value = self._section.get(name.lower())
+        value = value.strip() if value is not None else None
+        return value if value else default
+
+    def require(self, name: str, hint: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise ConfigurationError(f"{name} is not set: {hint}")
+        return value
+
+    def number(self, name: str, default: float, minimum: float = 0) -> float:
+        text = self.get(name, str(default))
+        try:
+            value = float(text or default)
+        except ValueError:
+            raise ConfigurationError(f"{name} must be a number, got {text!r}") from None
+        if value < minimum:
+            raise ConfigurationError(f"{name} must be at least {minimum}")
+        return value
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        text = (self.get(name) or str(default)).lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigurationError(f"{name} must be true or false, got {text!r}")
+
+
+def read_config_file(path: Path | None) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    if path is not None:
+        if not path.is_file():
+            raise ConfigurationError(f"config file {path} does not exist")
+        parser.read(path)
+    return parser
+
+
+def source_for(
+    section: str, environ: Mapping[str, str] | None, config_path: Path | None
+) -> _Source:
+    parser = read_config_file(config_path)
+    values = dict(parser[section]) if parser.has_section(section) else {}
+    return _Source(os.environ if environ is None else environ, values)
+
+
+def per_chain(name: str, text: str, default_chain: int | None) -> dict[int, str]:
+    """Parse a single value or a JSON map keyed by chain id."""
+    if text.startswith("{"):
+        try:
+            raw = json.loads(text)
+            return {int(key): str(value) for key, value in raw.items()}
+        except (ValueError, AttributeError):
+            raise ConfigurationError(
+                f"{name} is not a valid JSON map of chainId to value"
+            ) from None
+    if default_chain is None:
+        raise ConfigurationError(f"{name} must be a JSON map keyed by chainId")
+    return {default_chain: text}
+
+
+def _check_url(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
+        raise ConfigurationError(f"{name} must be an http(s) URL")
+    return value
+
+
+def _check_key(name: str, key: str) -> str:
+    try:
+        Account.from_key(key)
+    except Exception:
+        raise ConfigurationError(f"{name} is not a valid private key") from None
+    return key
+
+
+def load_provider_settings(
+    environ: Mapping[str, str] | None = None, config_path: Path | None = DEFAULT_CONFIG
+) -> ProviderSettings:
+    """Read and validate the Provider's settings; raise ConfigurationError naming the setting."""
+    src = source_for(
+        "provider", environ, config_path if config_path and config_path.exists() else None
+    )
+    chain_id = int(src.number("CHAIN_ID", 8996, minimum=1))
+    network = src.require("NETWORK_URL", "set the chain RPC URL, or a JSON map per chainId")
+    rpc = per_chain("NETWORK_URL", network, chain_id)
+    for url in rpc.values():
+        _check_url("NETWORK_URL", url)
+    key_text = src.require("PROVIDER_PRIVATE_KEY", "set the provider's private key (hex)")
+    if key_text.startswith("{") != network.startswith("{"):
+        raise ConfigurationError(
+            "NETWORK_URL and PROVIDER_PRIVATE_KEY must both be single or both json encoded."
+        )
+    keys = {
+        c: _check_key("PROVIDER_PRIVATE_KEY", k)
+        for c, k in per_chain("PROVIDER_PRIVATE_KEY", key_text, chain_id).items()
+    }
+    if set(keys) != set(rpc):
+        raise ConfigurationError(
+            "PROVIDER_PRIVATE_KEY must have a key for every chain of NETWORK_URL"
+        )
+    universal = src.get("UNIVERSAL_PRIVATE_KEY")
+    if universal is None and len(keys) != 1:
+        raise ConfigurationError(
+            "Must define UNIVERSAL_PRIVATE_KEY or a single PROVIDER_PRIVATE_KEY."
+        )
+    universal = _check_key("UNIVERSAL_PRIVATE_KEY", universal or next(iter(keys.values())))
+    level = (src.get("LOG_LEVEL", "INFO") or "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigurationError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    fee_token = src.get("PROVIDER_FEE_TOKEN")
+    return ProviderSettings(
+        chain_rpc=rpc,
+        provider_keys=keys,
+        universal_key=universal,
+        operator_service_url=_check_url("OPERATOR_SERVICE_URL", src.get("OPERATOR_SERVICE_URL")),
+        aquarius_url=_check_url("AQUARIUS_URL", src.get("AQUARIUS_URL")),
+        provider_url=_check_url("PROVIDER_URL", src.get("PROVIDER_URL")),
+        storage_path=Path(src.get("STORAGE_PATH", "var/ocean-provider.db") or ""),
+        redis_connection=src.get("REDIS_CONNECTION"),
+        request_timeout=src.number("REQUEST_TIMEOUT", 10, minimum=0.1),
+        operator_connect_timeout=src.number("OPERATOR_CONNECT_TIMEOUT", 3, minimum=0.1),
+        log_level=level,
+        allow_unsigned_status=src.flag("ALLOW_UNSIGNED_STATUS"),
+        max_request_bytes=int(src.number("MAX_REQUEST_BYTES", 1 << 20, minimum=1024)),
+        provider_fee_token=per_chain("PROVIDER_FEE_TOKEN", fee_token, chain_id)
+        if fee_token
+        else {},
+    )
+
+
+def parse_json_setting(name: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ConfigurationError(f"{name} is not valid JSON") from None

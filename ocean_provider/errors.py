@@ -1,0 +1,153 @@
+"""One error hierarchy: each class carries its HTTP status and a stable code.
+
+Messages are written for the caller. They never carry secrets, signatures,
+RPC URLs or request bodies; the single handler in ``api.errors`` turns any
+``ProviderError`` into the JSON body ``{"error": ..., "code": ...}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ProviderError(Exception):
+    """Base class: an error the caller may see, with status and stable code."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, error: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self._error = error
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of the reply."""
+        error = self._error if self._error is not None else self.message
+        return {"error": error, "code": self.code}
+
+
+class ValidationFailed(ProviderError):
+    """The request's shape is wrong; ``errors`` maps each field to its messages."""
+
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("Validation error")
+        self.errors = errors
+
+    def body(self) -> dict[str, Any]:
+        first = next(iter(self.errors.values()), ["invalid request"])
+        return {
+            "error": first[0],
+            "code": self.code,
+            "message": "Validation error",
+            "errors": self.errors,
+            "success": False,
+        }
+
+
+class SignatureMissing(ValidationFailed):
+    code = "signature_missing"
+
+    def __init__(self) -> None:
+        super().__init__(
+            {"signature": ["Invalid signature provided. Please check the nonce or documentId."]}
+        )
+
+
+class SignatureInvalid(ValidationFailed):
+    code = "signature_invalid"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__({"signature": [f"Invalid signature: {detail}"]})
+
+
+class NonceReused(ValidationFailed):
+    code = "nonce_too_low"
+
+    def __init__(self, stored: str, given: str) -> None:
+        super().__init__(
+            {"nonce": [f"Invalid signature expected nonce ({stored}) > current nonce ({given})."]}
+        )
+
+
+class PayloadTooLarge(ProviderError):
+    status = 413
+    code = "payload_too_large"
+
+
+class RouteNotFound(ProviderError):
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(ProviderError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class JobNotFound(ProviderError):
+    """No job of the signer matches; said the same way whether or not it exists."""
+
+    status = 404
+    code = "job_not_found"
+
+
+class ResultNotFound(ProviderError):
+    status = 404
+    code = "result_not_found"
+
+
+class ComputeDisabled(ProviderError):
+    """No compute engine is configured (the reference answers 404 here too)."""
+
+    status = 404
+    code = "compute_disabled"
+
+
+class ComputeRefused(ProviderError):
+    """Policy or order checks refused the job: ``{"error": {resource: reason}}``."""
+
+    status = 400
+
+    def __init__(self, resource: str, reason: str, message: str | None = None) -> None:
+        super().__init__(message or f"{resource}: {reason}", error={resource: reason})
+        self.code = reason
+        self.resource = resource
+
+
+class OrderVerificationUnavailable(ProviderError):
+    """The production wiring has no order verifier or DDO resolver yet."""
+
+    status = 501
+    code = "orders_unverifiable"
+
+
+class OperatorUnavailable(ProviderError):
+    status = 503
+    code = "operator_unavailable"
+
+
+class OperatorFailed(ProviderError):
+    """The engine answered with an error we cannot map to the caller's fault."""
+
+    status = 502
+    code = "operator_error"
+
+
+class OperatorRejected(ProviderError):
+    """The engine refused the request as invalid (its 4xx), e.g. unknown environment."""
+
+    status = 400
+    code = "operator_rejected"
+
+
+class EnvironmentNotFound(ProviderError):
+    status = 400
+    code = "environment_not_found"
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or malformed; raised at boot, names the setting."""

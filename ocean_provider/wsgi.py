@@ -1,0 +1,27 @@
+"""WSGI entry points for gunicorn: ``gunicorn 'ocean_provider.wsgi:provider_app()'``.
+
+Each function reads settings (environment + config.ini) and builds the app
+when called, never at import.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from ocean_provider.config import load_provider_settings
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
+
+
+def provider_app() -> Flask:
+    from ocean_provider.app import create_app
+
+    settings = load_provider_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
