@@ -160,9 +160,7 @@ def app(
 ) -> Flask:
     from ocean_provider.operator.client import OperatorClient
 
-    backend = OperatorClient(
-        ENGINE_URL, PROVIDER_KEY, connect_timeout=1, read_timeout=2, backoff=0
-    )
+    backend = OperatorClient(ENGINE_URL, PROVIDER_KEY, connect_timeout=1, read_timeout=2, backoff=0)
     return create_app(settings, backend=backend, ddos=ddos, orders=orders)
 
 

@@ -259,13 +259,6 @@ def _checked(response: requests.Response) -> requests.Response:
     code = response.status_code
     if code < 400:
         return response
-    if (
-        code == 404
-        and not response.request.url
-        or code == 404
-        and "getResult" in str(response.request.url)
-    ):
-        return response
     text = _error_text(response)
     response.close()
     if code == 404:

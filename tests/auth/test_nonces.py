@@ -56,9 +56,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def make_store(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Callable[[], NonceStore]:
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], NonceStore]:
     if request.param == "sqlite":
         return lambda: SqliteNonceStore(tmp_path / "n.db")
     import redis

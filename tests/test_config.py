@@ -1,0 +1,65 @@
+"""Settings: validated at boot, each bad value named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ocean_provider.config import load_provider_settings
+from ocean_provider.errors import ConfigurationError
+from tests.conftest import PROVIDER_KEY
+
+BASE = {"NETWORK_URL": "http://127.0.0.1:8545", "PROVIDER_PRIVATE_KEY": PROVIDER_KEY}
+
+
+def test_single_values_use_chain_id() -> None:
+    settings = load_provider_settings(BASE, config_path=None)
+    assert settings.chain_ids == [8996]
+    assert settings.operator_service_url is None
+    assert settings.universal_key == PROVIDER_KEY
+
+
+def test_per_chain_maps() -> None:
+    settings = load_provider_settings(
+        {
+            "NETWORK_URL": '{"1": "http://a:8545", "8996": "http://b:8545"}',
+            "PROVIDER_PRIVATE_KEY": f'{{"1": "{PROVIDER_KEY}", "8996": "{PROVIDER_KEY}"}}',
+            "UNIVERSAL_PRIVATE_KEY": PROVIDER_KEY,
+        },
+        config_path=None,
+    )
+    assert settings.chain_ids == [1, 8996]
+
+
+def test_config_file_is_read_and_environment_wins(tmp_path: Path) -> None:
+    path = tmp_path / "config.ini"
+    path.write_text("[provider]\nrequest_timeout = 7\nlog_level = debug\n")
+    settings = load_provider_settings({**BASE, "LOG_LEVEL": "warning"}, config_path=path)
+    assert settings.request_timeout == 7 and settings.log_level == "WARNING"
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"NETWORK_URL": ""}, "NETWORK_URL"),
+        ({"NETWORK_URL": "ftp://x"}, "NETWORK_URL"),
+        ({"PROVIDER_PRIVATE_KEY": "0x12"}, "PROVIDER_PRIVATE_KEY"),
+        ({"PROVIDER_PRIVATE_KEY": f'{{"8996": "{PROVIDER_KEY}"}}'}, "be single or both json"),
+        ({"OPERATOR_SERVICE_URL": "engine:8050"}, "OPERATOR_SERVICE_URL"),
+        ({"REQUEST_TIMEOUT": "soon"}, "REQUEST_TIMEOUT"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"ALLOW_UNSIGNED_STATUS": "maybe"}, "ALLOW_UNSIGNED_STATUS"),
+        ({"NETWORK_URL": "{bad json"}, "NETWORK_URL"),
+    ],
+)
+def test_bad_settings_name_the_setting(changes: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigurationError, match=named):
+        load_provider_settings({**BASE, **changes}, config_path=None)
+
+
+def test_secrets_are_not_in_error_messages() -> None:
+    bad_key = "0x" + "zz" * 32
+    with pytest.raises(ConfigurationError) as caught:
+        load_provider_settings({**BASE, "PROVIDER_PRIVATE_KEY": bad_key}, config_path=None)
+    assert bad_key not in str(caught.value)
