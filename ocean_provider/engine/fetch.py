@@ -1,0 +1,523 @@
+"""SSRF-safe download of Ocean "url" file objects to local disk.
+
+Every hop (including redirects) resolves the hostname once, rejects
+non-public addresses, and connects to the vetted IP directly, so DNS
+rebinding between the check and the connection is impossible. For HTTPS
+the TLS handshake still uses (and verifies) the original hostname.
+
+Error reasons and log lines never include query strings, header values or
+credentials.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+import socket
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, TypeAlias
+from urllib.parse import urljoin, urlsplit
+
+import certifi
+from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, Timeout
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    LocationValueError,
+    NewConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
+from urllib3.response import BaseHTTPResponse
+
+logger = logging.getLogger(__name__)
+
+IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+CHUNK_SIZE = 64 * 1024
+_MAX_URL_LENGTH = 8192
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_ALLOWED_METHODS = frozenset({"GET", "POST"})
+_REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+_FORBIDDEN_HEADERS = frozenset(
+    {
+        "connection",
+        "content-length",
+        "host",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+_HOSTNAME_RE = re.compile(r"[A-Za-z0-9._-]{1,253}")
+_CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
+_BAD_HEADER_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # HTAB is allowed
+
+
+class FetchError(Exception):
+    """A download failed.
+
+    ``reason`` is short and safe to show a user: it never contains the URL's
+    query string, header values or credentials.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    """Limits applied to every download.
+
+    ``allow_private`` permits loopback/private/link-local targets (dev and
+    tests only). ``total_timeout`` optionally bounds a whole fetch
+    (checked between hops and chunks). ``ca_certs`` overrides the CA bundle
+    (defaults to certifi's).
+    """
+
+    allow_private: bool = False
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_bytes: int = 1 << 30
+    max_redirects: int = 5
+    total_timeout: float | None = None
+    ca_certs: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise ValueError("timeouts must be positive")
+        if self.total_timeout is not None and self.total_timeout <= 0:
+            raise ValueError("total_timeout must be positive")
+        if self.max_bytes < 0 or self.max_redirects < 0:
+            raise ValueError("max_bytes and max_redirects must be >= 0")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A validated http(s) URL split into what a pinned request needs."""
+
+    scheme: str
+    host: str  # ASCII hostname or IP literal, no brackets
+    port: int
+    request_target: str  # path plus query, always starts with "/"
+    url: str  # full URL, used only to resolve relative redirects
+
+    @property
+    def host_header(self) -> str:
+        """Value for the ``Host`` header (port omitted when default)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.port == _DEFAULT_PORTS[self.scheme]:
+            return host
+        return f"{host}:{self.port}"
+
+    @property
+    def origin(self) -> str:
+        """``scheme://host[:port]``; safe to log."""
+        return f"{self.scheme}://{self.host_header}"
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """A validated request derived from a file object."""
+
+    target: Target
+    method: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+
+
+def is_public_address(ip: IPAddress) -> bool:
+    """Return True only for globally routable unicast addresses.
+
+    IPv4-mapped and 6to4 IPv6 addresses are judged by the embedded IPv4.
+    """
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour
+        if embedded is not None and not is_public_address(embedded):
+            return False
+        if ip.ipv4_mapped is not None:
+            return True
+        if ip.is_site_local:
+            return False
+    return ip.is_global and not (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+    )
+
+
+def resolve_host(host: str, port: int) -> list[IPAddress]:
+    """Resolve ``host`` to its unique TCP addresses, in resolver order."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses: list[IPAddress] = []
+    for family, _, _, _, sockaddr in infos:
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        address = ipaddress.ip_address(str(sockaddr[0]))
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+def vet_host(host: str, port: int, allow_private: bool) -> list[IPAddress]:
+    """Resolve ``host`` and fail closed unless every address is allowed."""
+    try:
+        addresses = resolve_host(host, port)
+    except (OSError, UnicodeError, ValueError):
+        raise FetchError("could not resolve host") from None
+    if not addresses:
+        raise FetchError("could not resolve host")
+    if not allow_private and not all(map(is_public_address, addresses)):
+        logger.warning("refusing non-public destination for host %s", host)
+        raise FetchError("destination address not allowed")
+    return addresses
+
+
+def parse_target(url: object) -> Target:
+    """Validate an http(s) URL and split it into a :class:`Target`."""
+    if not isinstance(url, str) or not url or len(url) > _MAX_URL_LENGTH:
+        raise FetchError("invalid URL")
+    if _CONTROL_CHARS_RE.search(url):
+        raise FetchError("invalid URL")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise FetchError("invalid URL") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise FetchError(f"unsupported URL scheme {_safe_label(scheme)}".rstrip())
+    if parts.username is not None or parts.password is not None:
+        raise FetchError("credentials in URL are not allowed")
+    host = _normalize_host(parts.hostname)
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    return Target(
+        scheme=scheme,
+        host=host,
+        port=port or _DEFAULT_PORTS[scheme],
+        request_target=path,
+        url=url,
+    )
+
+
+def build_request(file_object: Mapping[str, Any]) -> FetchRequest:
+    """Validate an Ocean file object and turn it into a :class:`FetchRequest`."""
+    if not isinstance(file_object, Mapping):
+        raise FetchError("invalid file object")
+    file_type = file_object.get("type")
+    if file_type != "url":
+        raise FetchError(f"unsupported file type {_safe_label(file_type)}".rstrip())
+    target = parse_target(file_object.get("url"))
+    method = file_object.get("method") or "GET"
+    if not isinstance(method, str) or method.upper() not in _ALLOWED_METHODS:
+        raise FetchError("unsafe method")
+    method = method.upper()
+    headers = _validate_headers(file_object.get("headers"))
+    body = _encode_body(file_object.get("body"), method)
+    return FetchRequest(target=target, method=method, headers=headers, body=body)
+
+
+class SafeFetcher:
+    """Downloads file objects under a :class:`FetchPolicy`. Thread-safe."""
+
+    def __init__(self, policy: FetchPolicy) -> None:
+        self.policy = policy
+        self._ca_certs = policy.ca_certs or certifi.where()
+        self._closed = False
+
+    def __enter__(self) -> SafeFetcher:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Refuse further fetches. Idempotent."""
+        self._closed = True
+
+    def fetch_to(self, file_object: Mapping[str, Any], dest: Path) -> int:
+        """Download into ``dest`` (created/overwritten); return bytes written.
+
+        Streams in 64 KiB chunks through a temp file next to ``dest`` that is
+        renamed on success, so a failed fetch leaves nothing behind.
+        Raises :class:`FetchError`.
+        """
+        if self._closed:
+            raise RuntimeError("SafeFetcher is closed")
+        request = build_request(file_object)
+        deadline = _deadline(self.policy.total_timeout)
+        try:
+            with self._open_final(request, deadline) as response:
+                _check_content_length(response, self.policy.max_bytes)
+                written = _write_atomically(response, Path(dest), self.policy.max_bytes, deadline)
+        except HTTPError as exc:
+            raise _map_transport_error(exc) from None
+        logger.info("fetched %d bytes from %s", written, request.target.origin)
+        return written
+
+    @contextmanager
+    def _open_final(
+        self, request: FetchRequest, deadline: float | None
+    ) -> Iterator[BaseHTTPResponse]:
+        """Follow redirects; yield the final 2xx response, then clean up."""
+        redirects = 0
+        while True:
+            _check_deadline(deadline)
+            pool, response = self._send(request)
+            location = response.headers.get("Location")
+            if response.status not in _REDIRECT_CODES or not location:
+                break
+            response.close()
+            pool.close()
+            if redirects >= self.policy.max_redirects:
+                raise FetchError("too many redirects")
+            redirects += 1
+            request = follow_redirect(request, response.status, location)
+        try:
+            if not 200 <= response.status < 300:
+                raise FetchError(f"remote returned HTTP {response.status}")
+            yield response
+        finally:
+            response.close()
+            pool.close()
+
+    def _send(self, request: FetchRequest) -> tuple[HTTPConnectionPool, BaseHTTPResponse]:
+        """Send one hop, trying each vetted address until one connects."""
+        target = request.target
+        addresses = vet_host(target.host, target.port, self.policy.allow_private)
+        headers = {**request.headers, "Host": target.host_header}
+        last_error: HTTPError | None = None
+        for address in addresses:
+            pool = self._make_pool(target, address)
+            try:
+                response = pool.urlopen(
+                    request.method,
+                    target.request_target,
+                    body=request.body,
+                    headers=headers,
+                    retries=False,
+                    redirect=False,
+                    assert_same_host=False,
+                    preload_content=False,
+                    decode_content=True,
+                )
+            except ConnectTimeoutError as exc:  # includes NewConnectionError
+                pool.close()
+                last_error = exc
+                continue
+            except BaseException:
+                pool.close()
+                raise
+            return pool, response
+        logger.warning("could not connect to %s", target.origin)
+        if last_error is None:  # unreachable: vet_host never returns []
+            raise FetchError("could not resolve host")
+        raise _map_transport_error(last_error) from None
+
+    def _make_pool(self, target: Target, address: IPAddress) -> HTTPConnectionPool:
+        """A single-connection pool pinned to ``address``."""
+        timeout = Timeout(connect=self.policy.connect_timeout, read=self.policy.read_timeout)
+        if target.scheme == "https":
+            return HTTPSConnectionPool(
+                str(address),
+                target.port,
+                timeout=timeout,
+                maxsize=1,
+                retries=False,
+                cert_reqs="CERT_REQUIRED",
+                ca_certs=self._ca_certs,
+                assert_hostname=target.host,
+                server_hostname=target.host,
+            )
+        return HTTPConnectionPool(
+            str(address), target.port, timeout=timeout, maxsize=1, retries=False
+        )
+
+
+def follow_redirect(request: FetchRequest, status: int, location: str) -> FetchRequest:
+    """Build the next hop's request from a redirect response.
+
+    303 (and 301/302 after POST) become a body-less GET. Custom headers are
+    dropped when the origin changes; HTTPS -> HTTP downgrades are refused.
+    """
+    old = request.target
+    try:
+        new_url = urljoin(old.url, location.strip())
+    except ValueError:
+        raise FetchError("invalid redirect location") from None
+    target = parse_target(new_url)
+    if old.scheme == "https" and target.scheme == "http":
+        raise FetchError("refusing redirect from https to http")
+    method, body = request.method, request.body
+    if status == 303 or (status in (301, 302) and method == "POST"):
+        method, body = "GET", None
+    headers = request.headers if target.origin == old.origin else {}
+    return replace(request, target=target, method=method, body=body, headers=headers)
+
+
+def _write_atomically(
+    response: BaseHTTPResponse, dest: Path, max_bytes: int, deadline: float | None
+) -> int:
+    """Stream ``response`` into a temp file beside ``dest``, then rename it.
+
+    The temp file is removed on any failure; local I/O errors become FetchError.
+    """
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        tmp_path = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                written = _copy_capped(response, out, max_bytes, deadline)
+            os.chmod(tmp_path, 0o644)
+            os.replace(tmp_path, dest)
+        except BaseException:
+            tmp_path.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        logger.error("could not write into %s: %s", dest.parent, exc.strerror)
+        raise FetchError("could not write destination file") from None
+    return written
+
+
+def _copy_capped(
+    response: BaseHTTPResponse, out: BinaryIO, max_bytes: int, deadline: float | None
+) -> int:
+    """Copy the body chunk by chunk, failing once more than ``max_bytes`` arrive."""
+    written = 0
+    for chunk in response.stream(CHUNK_SIZE, decode_content=True):
+        written += len(chunk)
+        if written > max_bytes:
+            raise FetchError("file exceeds size limit")
+        _check_deadline(deadline)
+        out.write(chunk)
+    return written
+
+
+def _check_content_length(response: BaseHTTPResponse, max_bytes: int) -> None:
+    """Reject early when the declared length already exceeds the cap."""
+    declared = response.headers.get("Content-Length")
+    if declared is None:
+        return
+    try:
+        length = int(declared)
+    except ValueError:
+        raise FetchError("invalid Content-Length") from None
+    if length > max_bytes:
+        raise FetchError("file exceeds size limit")
+
+
+def _map_transport_error(exc: HTTPError) -> FetchError:
+    """Translate a urllib3 error into a FetchError with a safe reason."""
+    logger.debug("transport error: %s", type(exc).__name__)
+    if isinstance(exc, NewConnectionError):
+        return FetchError("connection failed")
+    if isinstance(exc, ConnectTimeoutError):
+        return FetchError("connection timed out")
+    if isinstance(exc, ReadTimeoutError):
+        return FetchError("read timed out")
+    if isinstance(exc, SSLError):
+        return FetchError("TLS verification failed")
+    if isinstance(exc, LocationValueError):
+        return FetchError("invalid URL")
+    return FetchError("connection error")
+
+
+def _validate_headers(raw: object) -> dict[str, str]:
+    """Check custom headers: token names, no CR/LF/NUL, no hop-by-hop/Host."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise FetchError("invalid headers")
+    headers: dict[str, str] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not _TOKEN_RE.fullmatch(name):
+            raise FetchError("invalid header name")
+        if name.lower() in _FORBIDDEN_HEADERS:
+            raise FetchError(f"forbidden header {name.lower()}")
+        if not _is_valid_header_value(value):
+            raise FetchError(f"invalid value for header {name.lower()}")
+        headers[name] = value
+    return headers
+
+
+def _is_valid_header_value(value: object) -> bool:
+    """Latin-1 text without control characters (HTAB allowed)."""
+    if not isinstance(value, str) or _BAD_HEADER_VALUE_RE.search(value):
+        return False
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _encode_body(raw: object, method: str) -> bytes | None:
+    """Optional request body (str or bytes), only allowed with POST."""
+    if raw is None:
+        return None
+    if method != "POST":
+        raise FetchError("body is only allowed with POST")
+    if isinstance(raw, str):
+        return raw.encode("utf-8")
+    if isinstance(raw, bytes):
+        return raw
+    raise FetchError("invalid body")
+
+
+def _normalize_host(hostname: str | None) -> str:
+    """ASCII (IDNA) hostname or canonical IP literal; FetchError if invalid."""
+    if not hostname:
+        raise FetchError("invalid URL")
+    try:
+        return str(ipaddress.ip_address(hostname))
+    except ValueError:
+        pass
+    try:
+        ascii_host = hostname.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise FetchError("invalid URL") from None
+    if not _HOSTNAME_RE.fullmatch(ascii_host):
+        raise FetchError("invalid URL")
+    return ascii_host.lower()
+
+
+def _safe_label(value: object) -> str:
+    """Echo a user-supplied value in a reason only if it is a short token."""
+    if isinstance(value, str) and _TOKEN_RE.fullmatch(value) and len(value) <= 32:
+        return value
+    return ""
+
+
+def _deadline(total_timeout: float | None) -> float | None:
+    return None if total_timeout is None else time.monotonic() + total_timeout
+
+
+def _check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise FetchError("download took too long")
