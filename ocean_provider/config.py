@@ -206,3 +206,62 @@ def parse_json_setting(name: str, text: str) -> Any:
         return json.loads(text)
     except ValueError:
         raise ConfigurationError(f"{name} is not valid JSON") from None
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What the local engine needs; environments and runtimes come from a JSON file."""
+
+    storage_dir: Path
+    allowed_providers: tuple[str, ...]
+    environments: tuple[dict[str, Any], ...]
+    runtimes: tuple[dict[str, Any], ...]
+    allow_private_downloads: bool
+    max_input_bytes: int
+    provision_seconds: float
+    publish_seconds: float
+    log_level: str
+
+
+def load_engine_settings(
+    environ: Mapping[str, str] | None = None, config_path: Path | None = DEFAULT_CONFIG
+) -> EngineSettings:
+    """Read and validate the engine's settings; raise ConfigurationError naming the setting."""
+    src = source_for(
+        "engine", environ, config_path if config_path and config_path.exists() else None
+    )
+    providers = parse_json_setting(
+        "ALLOWED_PROVIDERS",
+        src.require("ALLOWED_PROVIDERS", "set a JSON list of the provider addresses to serve"),
+    )
+    if not isinstance(providers, list) or not providers:
+        raise ConfigurationError("ALLOWED_PROVIDERS must be a non-empty JSON list of addresses")
+    try:
+        from eth_utils.address import to_checksum_address
+
+        allowed = tuple(str(to_checksum_address(p)) for p in providers)
+    except (ValueError, TypeError):
+        raise ConfigurationError("ALLOWED_PROVIDERS holds an invalid address") from None
+    envs_text = src.get("ENGINE_ENVIRONMENTS")
+    if envs_text is None:
+        path = Path(src.require("ENVIRONMENTS_FILE", "set the engine environments JSON file"))
+        if not path.is_file():
+            raise ConfigurationError(f"ENVIRONMENTS_FILE {path} does not exist")
+        envs_text = path.read_text()
+    document = parse_json_setting("ENVIRONMENTS_FILE", envs_text)
+    if not isinstance(document, dict) or not isinstance(document.get("environments"), list):
+        raise ConfigurationError('ENVIRONMENTS_FILE must hold {"environments": [...], ...}')
+    level = (src.get("LOG_LEVEL", "INFO") or "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigurationError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    return EngineSettings(
+        storage_dir=Path(src.get("ENGINE_STORAGE", "var/engine") or ""),
+        allowed_providers=allowed,
+        environments=tuple(document["environments"]),
+        runtimes=tuple(document.get("runtimes", [])),
+        allow_private_downloads=src.flag("ALLOW_PRIVATE_DOWNLOADS"),
+        max_input_bytes=int(src.number("MAX_INPUT_BYTES", 1 << 30, minimum=1)),
+        provision_seconds=src.number("PROVISION_SECONDS", 600, minimum=1),
+        publish_seconds=src.number("PUBLISH_SECONDS", 300, minimum=1),
+        log_level=level,
+    )

@@ -25,3 +25,12 @@ def provider_app() -> Flask:
     settings = load_provider_settings()
     configure_logging(settings.log_level)
     return create_app(settings)
+
+
+def engine_app() -> Flask:
+    from ocean_provider.config import load_engine_settings
+    from ocean_provider.engine.app import create_engine_app
+
+    settings = load_engine_settings()
+    configure_logging(settings.log_level)
+    return create_engine_app(settings)

@@ -1,0 +1,77 @@
+"""``create_engine_app(settings)``: the local engine's wiring. Nothing runs at import."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+
+from ocean_provider import __version__
+from ocean_provider.api.errors import register_error_handlers
+from ocean_provider.auth.authenticator import RequestAuthenticator
+from ocean_provider.auth.nonces import SqliteNonceStore
+from ocean_provider.config import EngineSettings
+from ocean_provider.engine.api import EXTENSION, EngineContext
+from ocean_provider.engine.api import bp as operator_bp
+from ocean_provider.engine.environments import parse_environments, parse_runtimes
+from ocean_provider.engine.fetch import FetchPolicy, SafeFetcher
+from ocean_provider.engine.provision import Provisioner
+from ocean_provider.engine.sandbox import sandbox_available
+from ocean_provider.engine.store import JobStore
+from ocean_provider.engine.worker import Scheduler, WorkerConfig
+from ocean_provider.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+OPERATOR_PREFIX = "/api/v1/operator"
+
+
+def create_engine_app(settings: EngineSettings, *, start_scheduler: bool = True) -> Flask:
+    missing = sandbox_available()
+    if missing is not None:
+        raise ConfigurationError(f"the engine cannot sandbox jobs: {missing}")
+    environments = parse_environments(settings.environments)
+    runtimes = parse_runtimes(settings.runtimes)
+    storage = settings.storage_dir
+    store = JobStore(storage / "engine.db")
+    fetcher = SafeFetcher(
+        FetchPolicy(
+            allow_private=settings.allow_private_downloads, max_bytes=settings.max_input_bytes
+        )
+    )
+    scheduler = Scheduler(
+        store,
+        environments,
+        Provisioner(fetcher, runtimes),
+        WorkerConfig(storage / "jobs", settings.provision_seconds, settings.publish_seconds),
+    )
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION] = EngineContext(
+        store=store,
+        scheduler=scheduler,
+        environments=environments,
+        auth=RequestAuthenticator(SqliteNonceStore(storage / "provider-nonces.db")),
+        allowed_providers=settings.allowed_providers,
+    )
+    app.register_blueprint(operator_bp, url_prefix=OPERATOR_PREFIX)
+    app.add_url_rule("/", "info", _info)
+    app.add_url_rule(f"{OPERATOR_PREFIX}/health", "health", _health)
+    register_error_handlers(app)
+    if start_scheduler:
+        scheduler.start()
+    log.info("engine ready: %d environment(s), storage %s", len(environments), storage)
+    return app
+
+
+def _info() -> Response:
+    return jsonify(
+        {"software": "Operator service (ocean-provider local engine)", "version": __version__}
+    )
+
+
+def _health() -> Response:
+    from flask import current_app
+
+    ctx: EngineContext = current_app.extensions[EXTENSION]
+    return jsonify({"status": "ok", "environments": len(ctx.environments)})

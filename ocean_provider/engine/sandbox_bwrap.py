@@ -1,0 +1,277 @@
+"""Builds the bubblewrap command line for a sandbox run.
+
+bwrap is run by root *without* a user namespace: as root, ``--unshare-user
+--uid 65534`` would map the sandbox uid onto host uid 0, so the algorithm would
+still own every root-owned file it can see. Instead bwrap sets up the
+namespaces and mounts as root, keeps only CAP_SETUID/SETGID/SETPCAP, and runs
+``setpriv`` which switches to an unprivileged host uid/gid, clears groups and
+every capability set and sets no_new_privs before exec'ing the algorithm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ocean_provider.engine.sandbox_types import SandboxError, SandboxSpec
+
+SETPRIV = "/usr/bin/setpriv"
+DATA_ROOT = PurePosixPath("/data")
+READ_ONLY_DATA = ("inputs", "ddos", "transformations")
+WRITABLE_DATA = ("outputs", "logs")
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
+ETC_ENTRIES = (
+    "alternatives",
+    "ca-certificates.conf",
+    "gai.conf",
+    "host.conf",
+    "hosts",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "mime.types",
+    "nsswitch.conf",
+    "os-release",
+    "protocols",
+    "services",
+    "ssl/certs",
+    "ssl/openssl.cnf",
+)
+RESERVED = tuple(
+    PurePosixPath(p) for p in ("/data", "/proc", "/dev", "/tmp", "/etc/passwd", "/etc/group")
+)
+KEPT_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
+
+
+@dataclass(frozen=True)
+class BwrapFds:
+    """File descriptors handed to bwrap (all must be in ``pass_fds``)."""
+
+    block: int
+    status: int
+    passwd: int
+    group: int
+
+
+def build_argv(bwrap: str, spec: SandboxSpec, fds: BwrapFds) -> list[str]:
+    """Full argv: bwrap options, then setpriv, then the algorithm command."""
+    return [
+        bwrap,
+        *_namespace_args(spec.network),
+        *_filesystem_args(spec, fds),
+        *_env_args(spec.env),
+        "--chdir",
+        spec.workdir,
+        "--block-fd",
+        str(fds.block),
+        "--json-status-fd",
+        str(fds.status),
+        "--",
+        *setpriv_args(spec.uid, spec.gid),
+        *spec.argv,
+    ]
+
+
+def setpriv_args(uid: int, gid: int) -> list[str]:
+    """Drop to ``uid``/``gid`` with no groups, no capabilities, no_new_privs."""
+    return [
+        SETPRIV,
+        f"--reuid={uid}",
+        f"--regid={gid}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--ambient-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+        "--",
+    ]
+
+
+def _namespace_args(network: bool) -> list[str]:
+    args = ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
+    if not network:
+        args.append("--unshare-net")
+    args += ["--hostname", "sandbox", "--die-with-parent", "--new-session"]
+    args += ["--cap-drop", "ALL"]
+    for cap in KEPT_CAPS:  # only for setpriv; it drops them before exec
+        args += ["--cap-add", cap]
+    return args
+
+
+def _filesystem_args(spec: SandboxSpec, fds: BwrapFds) -> list[str]:
+    binds = [*_system_binds(), *_etc_binds(spec.network)]
+    binds += [("--ro-bind", str(p), str(p)) for p in spec.ro_binds]
+    data = _data_binds(spec.data_dir)
+    dests = [b[2] for b in binds + data] + ["/etc/passwd", "/etc/group", "/tmp"]
+    args = _parent_dirs(dests)
+    for op, src, dest in binds:
+        args += [op, src, dest]
+    args += ["--ro-bind-data", str(fds.passwd), "/etc/passwd"]
+    args += ["--ro-bind-data", str(fds.group), "/etc/group"]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    for tmpfs in ("/tmp", "/dev/shm"):  # /dev/shm: POSIX semaphores, multiprocessing
+        args += ["--perms", "1777", "--size", str(spec.limits.tmp_bytes), "--tmpfs", tmpfs]
+    for op, src, dest in data:
+        args += [op, src, dest]
+    return [*args, "--remount-ro", "/"]
+
+
+def system_bind_args() -> list[str]:
+    """Read-only /usr and the /bin, /lib... dirs or their symlinks."""
+    return [arg for bind in _system_binds() for arg in bind]
+
+
+def _system_binds() -> list[tuple[str, str, str]]:
+    binds: list[tuple[str, str, str]] = []
+    for name in SYSTEM_DIRS:
+        path = Path(name)
+        if path.is_symlink():
+            binds.append(("--symlink", str(path.readlink()), name))
+        elif path.is_dir():
+            binds.append(("--ro-bind", name, name))
+    return binds
+
+
+def _etc_binds(network: bool) -> list[tuple[str, str, str]]:
+    entries = [*ETC_ENTRIES, *_python_config_dirs()]
+    if network:
+        entries.append("resolv.conf")
+    binds = []
+    for entry in entries:
+        path = Path("/etc", entry)
+        if path.exists():
+            binds.append(("--ro-bind", str(path), str(path)))
+    return binds
+
+
+def _python_config_dirs() -> list[str]:
+    """Debian's /etc/python3* (sitecustomize and friends)."""
+    return sorted(p.name for p in Path("/etc").glob("python3*"))
+
+
+def _data_binds(data_dir: Path) -> list[tuple[str, str, str]]:
+    binds = []
+    for name in READ_ONLY_DATA:
+        binds.append(("--ro-bind", str(data_dir / name), str(DATA_ROOT / name)))
+    for name in WRITABLE_DATA:
+        binds.append(("--bind", str(data_dir / name), str(DATA_ROOT / name)))
+    return binds
+
+
+def _parent_dirs(dests: Iterable[str]) -> list[str]:
+    """``--dir`` with mode 0755 for every parent bwrap would create as 0700."""
+    dest_set = {PurePosixPath(d) for d in dests}
+    parents: set[PurePosixPath] = set()
+    for dest in dest_set:
+        parents.update(p for p in dest.parents if p != PurePosixPath("/"))
+    needed = [p for p in parents if not _inside_any(p, dest_set)]
+    args: list[str] = []
+    for parent in sorted(needed, key=lambda p: (len(p.parts), str(p))):
+        args += ["--perms", "0755", "--dir", str(parent)]
+    return args
+
+
+def _inside_any(path: PurePosixPath, mounts: set[PurePosixPath]) -> bool:
+    return any(path == m or m in path.parents for m in mounts)
+
+
+def _env_args(env: Mapping[str, str]) -> list[str]:
+    args = ["--clearenv"]
+    for key, value in env.items():
+        args += ["--setenv", key, value]
+    return args
+
+
+def validate_env(env: Mapping[str, str]) -> None:
+    """Raise SandboxError for names bwrap --setenv cannot take."""
+    for key in env:
+        if not key or "=" in key or "\0" in key:
+            raise SandboxError(f"invalid environment variable name {key!r}")
+
+
+def validate_ro_binds(paths: Iterable[Path]) -> None:
+    """Extra binds must be absolute, existing and not clash with managed paths."""
+    for path in paths:
+        posix = PurePosixPath(path)
+        if not posix.is_absolute() or posix == PurePosixPath("/") or not path.exists():
+            raise SandboxError(f"ro_bind {path} must be an existing absolute path, not /")
+        if any(posix == r or r in posix.parents for r in RESERVED):
+            raise SandboxError(f"ro_bind {path} overlaps a path the sandbox manages")
+
+
+def identity_files(uid: int, gid: int) -> tuple[bytes, bytes]:
+    """Minimal /etc/passwd and /etc/group contents (no host accounts)."""
+    passwd = (
+        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        f"algorithm:x:{uid}:{gid}:algorithm:/tmp:/usr/sbin/nologin\n"
+    )
+    group = f"root:x:0:\nalgorithm:x:{gid}:\n"
+    return passwd.encode(), group.encode()
+
+
+class BwrapStatus:
+    """Reads the JSON lines bwrap writes to ``--json-status-fd``."""
+
+    MAX_BUFFER = 64 * 1024
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buffer = b""
+        self._eof = False
+        self.child_pid: int | None = None
+        self.exit_code: int | None = None
+
+    def wait_child_pid(self, timeout: float) -> int | None:
+        """The sandbox's pid 1 (host pid), or None if bwrap died first."""
+        deadline = time.monotonic() + timeout
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN)
+        while self.child_pid is None and not self._eof:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SandboxError("bwrap did not report its child pid in time")
+            if poller.poll(remaining * 1000):
+                self._read_once()
+        return self.child_pid
+
+    def drain(self) -> None:
+        """Read whatever is buffered in the pipe without blocking."""
+        os.set_blocking(self._fd, False)
+        while not self._eof:
+            try:
+                self._read_once()
+            except BlockingIOError:
+                return
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def _read_once(self) -> None:
+        chunk = os.read(self._fd, 4096)
+        if not chunk:
+            self._eof = True
+            return
+        self._buffer += chunk
+        while b"\n" in self._buffer:
+            line, _, self._buffer = self._buffer.partition(b"\n")
+            self._parse(line)
+        if len(self._buffer) > self.MAX_BUFFER:
+            self._buffer = b""
+
+    def _parse(self, line: bytes) -> None:
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(doc, dict):
+            return
+        if isinstance(doc.get("child-pid"), int):
+            self.child_pid = doc["child-pid"]
+        if isinstance(doc.get("exit-code"), int):
+            self.exit_code = doc["exit-code"]

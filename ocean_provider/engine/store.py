@@ -1,0 +1,301 @@
+"""The engine's job store (SQLite): state machine transitions, claims and deadlines.
+
+One connection guarded by a lock; every transition is one transaction, and a
+job is claimed by exactly one worker (status 1 -> 10 under BEGIN IMMEDIATE).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ocean_provider.operator.models import TERMINAL, JobStatus, OperatorJob, ResultFile
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    agreement_id TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    status_text TEXT NOT NULL,
+    date_created REAL NOT NULL,
+    date_finished REAL,
+    deadline REAL NOT NULL,
+    stopreq INTEGER NOT NULL DEFAULT 0,
+    workflow TEXT NOT NULL,
+    results TEXT NOT NULL DEFAULT '[]',
+    algo_did TEXT NOT NULL,
+    input_dids TEXT NOT NULL,
+    expires REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (environment, status, date_created);
+CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner);
+"""
+ACTIVE = tuple(sorted(s.value for s in JobStatus if not s.terminal))
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    result: ResultFile
+    path: str
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    job: OperatorJob
+    provider: str
+    workflow: dict[str, Any]
+    deadline: float
+    results: list[StoredResult]
+
+
+class AgreementInUse(Exception):
+    pass
+
+
+class JobStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def create(
+        self,
+        *,
+        owner: str,
+        provider: str,
+        agreement_id: str,
+        environment: str,
+        workflow: dict[str, Any],
+        algo_did: str,
+        input_dids: Sequence[str],
+        queue_seconds: float,
+    ) -> OperatorJob:
+        """Queue a job (status 1); one agreement starts at most one active job."""
+        now = time.time()
+        job_id = uuid.uuid4().hex
+        with self._tx() as db:
+            marks = ",".join("?" * len(ACTIVE))
+            busy = db.execute(
+                f"SELECT 1 FROM jobs WHERE agreement_id = ? AND status IN ({marks})",
+                (agreement_id, *ACTIVE),
+            ).fetchone()
+            if busy:
+                raise AgreementInUse(agreement_id)
+            db.execute(
+                "INSERT INTO jobs (job_id, owner, provider, agreement_id, environment, status, "
+                "status_text, date_created, deadline, workflow, algo_did, input_dids) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    job_id,
+                    owner,
+                    provider,
+                    agreement_id,
+                    environment,
+                    JobStatus.WARMING_UP,
+                    JobStatus.WARMING_UP.text,
+                    now,
+                    now + queue_seconds,
+                    json.dumps(workflow),
+                    algo_did,
+                    json.dumps(list(input_dids)),
+                ),
+            )
+        record = self.get(job_id)
+        assert record is not None
+        return record.job
+
+    def get(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return _record(row) if row else None
+
+    def find(
+        self, owner: str, job_id: str | None = None, agreement_id: str | None = None
+    ) -> list[JobRecord]:
+        query, args = "SELECT * FROM jobs WHERE owner = ?", [owner]
+        if job_id:
+            query, args = query + " AND job_id = ?", [*args, job_id]
+        if agreement_id:
+            query, args = query + " AND agreement_id = ?", [*args, agreement_id]
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY date_created", args).fetchall()
+        return [_record(row) for row in rows]
+
+    def claim_next(self, environment: str, max_running: int, deadline: float) -> str | None:
+        """Take the oldest queued job of ``environment`` if fewer than ``max_running`` run."""
+        with self._tx() as db:
+            running = db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE environment = ? AND status BETWEEN 10 AND 60",
+                (environment,),
+            ).fetchone()[0]
+            if running >= max_running:
+                return None
+            row = db.execute(
+                "SELECT job_id FROM jobs WHERE environment = ? AND status = ? AND stopreq = 0 "
+                "ORDER BY date_created LIMIT 1",
+                (environment, JobStatus.WARMING_UP),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE jobs SET status = ?, status_text = ?, deadline = ? WHERE job_id = ?",
+                (JobStatus.STARTED, JobStatus.STARTED.text, deadline, row[0]),
+            )
+            return str(row[0])
+
+    def advance(self, job_id: str, status: JobStatus, deadline: float | None = None) -> bool:
+        """Move a live job to a non-terminal state; False if it already ended."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET status = ?, status_text = ?, deadline = COALESCE(?, deadline) "
+                f"WHERE job_id = ? AND status IN ({','.join('?' * len(ACTIVE))})",
+                (status, status.text, deadline, job_id, *ACTIVE),
+            )
+            return cursor.rowcount == 1
+
+    def finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        detail: str = "",
+        results: Sequence[StoredResult] = (),
+        expires: float | None = None,
+    ) -> bool:
+        """End a live job once; the first terminal state wins."""
+        text = f"{status.text}: {detail}" if detail else status.text
+        payload = json.dumps([{**r.result.model_dump(), "path": r.path} for r in results])
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET status = ?, status_text = ?, date_finished = ?, results = ?, "
+                f"expires = ? WHERE job_id = ? AND status IN ({','.join('?' * len(ACTIVE))})",
+                (status, text, time.time(), payload, expires, job_id, *ACTIVE),
+            )
+            return cursor.rowcount == 1
+
+    def finish_if_queued(self, job_id: str) -> bool:
+        """A queued job that is asked to stop ends at once (7)."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET status = ?, status_text = ?, date_finished = ? "
+                "WHERE job_id = ? AND status = ?",
+                (
+                    JobStatus.STOPPED,
+                    JobStatus.STOPPED.text,
+                    time.time(),
+                    job_id,
+                    JobStatus.WARMING_UP,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def request_stop(self, job_id: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET stopreq = 1 WHERE job_id = ?", (job_id,))
+
+    def delete(self, job_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+
+    def active(self) -> list[tuple[str, int, float, int]]:
+        """(job_id, status, deadline, stopreq) of every non-terminal job."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT job_id, status, deadline, stopreq FROM jobs "
+                f"WHERE status IN ({','.join('?' * len(ACTIVE))})",
+                ACTIVE,
+            ).fetchall()
+        return [(str(r[0]), int(r[1]), float(r[2]), int(r[3])) for r in rows]
+
+    def running_count(self, environment: str) -> int:
+        with self._lock:
+            return int(
+                self._db.execute(
+                    "SELECT COUNT(*) FROM jobs WHERE environment = ? AND status BETWEEN 10 AND 60",
+                    (environment,),
+                ).fetchone()[0]
+            )
+
+    def expired(self, now: float) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT job_id FROM jobs WHERE expires IS NOT NULL AND expires < ?", (now,)
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def forget_results(self, job_id: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET results = '[]', expires = NULL WHERE job_id = ?", (job_id,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _record(row: Sequence[Any]) -> JobRecord:
+    (
+        job_id,
+        owner,
+        provider,
+        agreement_id,
+        environment,
+        status,
+        status_text,
+        created,
+        finished,
+        deadline,
+        stopreq,
+        workflow,
+        results,
+        algo_did,
+        input_dids,
+        _expires,
+    ) = row
+    stored = [
+        StoredResult(ResultFile.model_validate(item), item["path"]) for item in json.loads(results)
+    ]
+    job = OperatorJob(
+        jobId=job_id,
+        owner=owner,
+        agreementId=agreement_id,
+        status=status,
+        statusText=status_text,
+        dateCreated=created,
+        dateFinished=finished,
+        results=[s.result for s in stored],
+        stopreq=stopreq,
+        algoDID=algo_did,
+        inputDID=json.loads(input_dids),
+        environment=environment,
+    )
+    return JobRecord(job, provider, json.loads(workflow), float(deadline), stored)
+
+
+def is_terminal(status: int) -> bool:
+    try:
+        return JobStatus(status) in TERMINAL
+    except ValueError:
+        return False

@@ -1,0 +1,273 @@
+"""Runs jobs: a scheduler thread claims queued jobs FIFO under each environment's maxJobs,
+one thread per job takes it through provisioning, the sandbox and publishing.
+
+Every non-terminal state has a deadline that the scheduler enforces, also for
+jobs left behind by a previous engine process (see ``recover``).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ocean_provider.engine.environments import MIB, Environment
+from ocean_provider.engine.provision import ConfigLog, PreparedJob, Provisioner, ProvisionFailed
+from ocean_provider.engine.sandbox import SandboxLimits, SandboxOutcome, SandboxRun, SandboxSpec
+from ocean_provider.engine.store import JobStore, StoredResult
+from ocean_provider.operator.models import JobStatus, ResultFile
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 0.2
+DEADLINE_GRACE = 5.0
+SANDBOX_UID = 65534
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    jobs_dir: Path
+    provision_seconds: float
+    publish_seconds: float
+
+
+class Scheduler:
+    def __init__(
+        self,
+        store: JobStore,
+        environments: Mapping[str, Environment],
+        provisioner: Provisioner,
+        config: WorkerConfig,
+    ) -> None:
+        self._store = store
+        self._envs = environments
+        self._provisioner = provisioner
+        self._config = config
+        self._runs: dict[str, SandboxRun] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_cleanup = 0.0
+
+    def job_dir(self, job_id: str) -> Path:
+        return self._config.jobs_dir / job_id
+
+    def start(self) -> None:
+        self.recover()
+        self._thread = threading.Thread(target=self._loop, name="engine-scheduler", daemon=True)
+        self._thread.start()
+
+    def shutdown(self, timeout: float = 10) -> None:
+        self._closing.set()
+        self._wake.set()
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            run.stop()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def recover(self) -> None:
+        """Jobs a previous process was working on cannot resume: end them clearly."""
+        for job_id, status, _deadline, _stop in self._store.active():
+            if status != JobStatus.WARMING_UP:
+                self._store.finish(
+                    job_id,
+                    JobStatus.ALGORITHM_FAILED,
+                    "interrupted by an engine restart",
+                    results=self._collect(job_id),
+                )
+                log.warning("job %s was interrupted by an engine restart", job_id)
+
+    def stop(self, job_id: str) -> None:
+        """PUT: a queued job ends at once; a running one is killed and then published."""
+        self._store.request_stop(job_id)
+        self._store.finish_if_queued(job_id)
+        with self._lock:
+            run = self._runs.get(job_id)
+        if run is not None:
+            run.stop()
+
+    def forget(self, job_id: str, wait: float = 10) -> None:
+        """DELETE: stop, wait for the job's thread, remove files and record."""
+        self.stop(job_id)
+        with self._lock:
+            thread = self._threads.get(job_id)
+        if thread is not None:
+            thread.join(wait)
+        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+        self._store.delete(job_id)
+
+    def _loop(self) -> None:
+        while not self._closing.is_set():
+            try:
+                self._enforce_deadlines()
+                self._dispatch()
+                self._cleanup_expired()
+            except Exception:
+                log.exception("scheduler tick failed; continuing")
+            self._wake.wait(TICK_SECONDS)
+            self._wake.clear()
+
+    def _dispatch(self) -> None:
+        for env in self._envs.values():
+            while not self._closing.is_set():
+                deadline = time.time() + self._config.provision_seconds
+                job_id = self._store.claim_next(env.id, env.max_jobs, deadline)
+                if job_id is None:
+                    break
+                thread = threading.Thread(
+                    target=self._run_job, args=(job_id, env), name=f"job-{job_id[:8]}", daemon=True
+                )
+                with self._lock:
+                    self._threads[job_id] = thread
+                thread.start()
+
+    def _enforce_deadlines(self) -> None:
+        now = time.time()
+        for job_id, status, deadline, _stop in self._store.active():
+            if deadline + DEADLINE_GRACE > now:
+                continue
+            with self._lock:
+                run = self._runs.get(job_id)
+            if run is not None:
+                run.stop()  # the job's thread publishes and ends it
+            elif status == JobStatus.WARMING_UP:
+                self._store.finish(job_id, JobStatus.TIMED_OUT, "waited too long in the queue")
+            else:
+                self._store.finish(
+                    job_id,
+                    JobStatus.ALGORITHM_FAILED,
+                    f"no progress past status {status} in time",
+                    results=self._collect(job_id),
+                )
+
+    def _cleanup_expired(self) -> None:
+        now = time.time()
+        if now - self._last_cleanup < 5:
+            return
+        self._last_cleanup = now
+        for job_id in self._store.expired(now):
+            shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+            self._store.forget_results(job_id)
+            log.info("results of job %s expired and were deleted", job_id)
+
+    def _run_job(self, job_id: str, env: Environment) -> None:
+        try:
+            self._execute(job_id, env)
+        except Exception:
+            log.exception("job %s failed inside the engine", job_id)
+            self._store.finish(
+                job_id,
+                JobStatus.ALGORITHM_FAILED,
+                "internal engine error",
+                results=self._collect(job_id),
+            )
+        finally:
+            with self._lock:
+                self._runs.pop(job_id, None)
+                self._threads.pop(job_id, None)
+            self._wake.set()
+
+    def _execute(self, job_id: str, env: Environment) -> None:
+        record = self._store.get(job_id)
+        if record is None or not self._store.advance(job_id, JobStatus.CONFIGURING):
+            return
+        config_log = ConfigLog(self.job_dir(job_id) / "admin" / "configure.log")
+        try:
+            prepared = self._provisioner.prepare(
+                self.job_dir(job_id), record.workflow, env.allow_network, config_log
+            )
+        except ProvisionFailed as failed:
+            self._store.finish(
+                job_id,
+                failed.status,
+                failed.reason,
+                self._collect(job_id),
+                expires=time.time() + env.storage_expiry,
+            )
+            return
+        if not self._store.advance(job_id, JobStatus.PROVISIONED):
+            return
+        deadline = time.time() + env.max_job_duration
+        if not self._store.advance(job_id, JobStatus.RUNNING, deadline=deadline):
+            return
+        outcome = self._sandbox(job_id, env, prepared)
+        self._publish(job_id, env, outcome)
+
+    def _sandbox(self, job_id: str, env: Environment, prepared: PreparedJob) -> SandboxOutcome:
+        for name in ("outputs", "logs"):
+            shutil.chown(prepared.data_dir / name, SANDBOX_UID, SANDBOX_UID)
+        spec = SandboxSpec(
+            data_dir=prepared.data_dir,
+            argv=prepared.argv,
+            env=prepared.env,
+            network=prepared.network,
+            limits=SandboxLimits(
+                wall_seconds=env.max_job_duration,
+                memory_bytes=int(env.ram_gb * 1024 * MIB),
+                max_processes=env.max_processes,
+                output_bytes=env.max_output_mb * MIB,
+            ),
+            log_path=prepared.data_dir / "logs" / "algorithm.log",
+            ro_binds=prepared.ro_binds,
+        )
+        run = SandboxRun.start(spec)
+        with self._lock:
+            self._runs[job_id] = run
+        record = self._store.get(job_id)
+        if record is None or record.job.stopreq:
+            run.stop()
+        outcome = run.wait()
+        log.info(
+            "job %s: %s (%s) after %.1fs", job_id, outcome.reason, outcome.detail, outcome.duration
+        )
+        return outcome
+
+    def _publish(self, job_id: str, env: Environment, outcome: SandboxOutcome) -> None:
+        record = self._store.get(job_id)
+        stopped = outcome.reason == "stopped" and record is not None and record.job.stopreq
+        if outcome.reason == "exited" and outcome.exit_code == 0:
+            status, detail = JobStatus.COMPLETED, ""
+        elif stopped:
+            status, detail = JobStatus.STOPPED, ""
+        elif outcome.reason in ("timeout", "stopped"):
+            status, detail = JobStatus.TIMED_OUT, outcome.detail
+        else:
+            status, detail = JobStatus.ALGORITHM_FAILED, outcome.detail
+        deadline = time.time() + self._config.publish_seconds
+        self._store.advance(job_id, JobStatus.PUBLISHING, deadline=deadline)
+        self._store.finish(
+            job_id, status, detail, self._collect(job_id), expires=time.time() + env.storage_expiry
+        )
+
+    def _collect(self, job_id: str) -> list[StoredResult]:
+        """Outputs (recursively, sorted), then the algorithm log, then the configuration log."""
+        root = self.job_dir(job_id)
+        found: list[tuple[Path, str, str]] = []
+        outputs = root / "data" / "outputs"
+        if outputs.is_dir():
+            for path in sorted(p for p in outputs.rglob("*") if p.is_file() and not p.is_symlink()):
+                found.append((path, str(path.relative_to(outputs)), "output"))
+        for path, kind in (
+            (root / "data/logs/algorithm.log", "algorithmLog"),
+            (root / "admin/configure.log", "configurationLog"),
+        ):
+            if path.is_file():
+                found.append((path, path.name, kind))
+        return [
+            StoredResult(
+                ResultFile(index=i, filename=name, filesize=path.stat().st_size, type=kind),
+                str(path),
+            )
+            for i, (path, name, kind) in enumerate(found)
+        ]

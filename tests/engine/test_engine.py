@@ -1,0 +1,198 @@
+"""The local engine through its Operator-Service API: real jobs in real bubblewrap."""
+
+from __future__ import annotations
+
+import pytest
+
+from ocean_provider.errors import JobNotFound, ResultNotFound, SignatureInvalid, ValidationFailed
+from ocean_provider.operator.client import OperatorClient
+from tests.engine.conftest import RunningEngine, environment
+from tests.engine.jobs import OWNER, read_result, submit, wait, workflow
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_url")]
+DATA = "DATA_URL"  # replaced by the data_url fixture with the file server's numbers.csv
+
+COUNT_LINES = """
+import json, os, pathlib
+dids = json.loads(os.environ["DIDS"])
+data = pathlib.Path("/data/inputs") / dids[0].replace("/", "_") / "0"
+numbers = [int(x) for x in data.read_text().split()]
+custom = json.loads(pathlib.Path("/data/inputs/algoCustomData.json").read_text())
+out = pathlib.Path("/data/outputs")
+(out / "sum.txt").write_text(str(sum(numbers)))
+(out / "deep").mkdir()
+(out / "deep" / "big.txt").write_text(str(len([n for n in numbers if n > custom["threshold"]])))
+print("processed", len(numbers), "numbers")
+"""
+
+
+def test_job_runs_and_publishes_results(running_engine: RunningEngine, file_server: str) -> None:
+    client = running_engine.client
+    job_id = submit(client, COUNT_LINES, f"{file_server}/numbers.csv")
+    job = wait(client, job_id)
+    assert (job.status, job.status_text) == (70, "Job completed"), read_result(
+        client, job, "configurationLog"
+    )
+    assert [(r.index, r.filename, r.type) for r in job.results] == [
+        (0, "deep/big.txt", "output"),
+        (1, "sum.txt", "output"),
+        (2, "algorithm.log", "algorithmLog"),
+        (3, "configure.log", "configurationLog"),
+    ]
+    assert read_result(client, job, "sum.txt") == b"5050"
+    assert read_result(client, job, "deep/big.txt") == b"50"
+    assert b"processed 100 numbers" in read_result(client, job, "algorithmLog")
+    ranged = client.result(OWNER, job_id, 1, "0xsig", "bytes=1-2")
+    assert ranged.status == 206 and b"".join(ranged.chunks()) == b"05"
+
+
+def test_nonzero_exit_is_41(running_engine: RunningEngine) -> None:
+    job = wait(running_engine.client, submit(running_engine.client, "raise SystemExit(1)", DATA))
+    assert job.status == 41 and "exit code 1" in job.status_text
+
+
+def test_endless_loop_times_out_42(tmp_path: object, file_server: str) -> None:
+    from pathlib import Path
+
+    from tests.engine.conftest import start_engine
+
+    engine = start_engine(Path(str(tmp_path)) / "e", [environment(maxJobDuration=2)])
+    try:
+        job = wait(engine.client, submit(engine.client, "while True: pass", DATA), timeout=30)
+        assert job.status == 42
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("x = bytearray(2 * 1024**3)\nx[::4096] = b'1' * len(x[::4096])", "memory"),
+        ("import os\nwhile True:\n    try: os.fork()\n    except OSError: pass", ""),
+        ("f = open('/data/outputs/fill', 'wb')\nwhile True: f.write(b'0' * 65536)", "output"),
+    ],
+    ids=["memory-hog", "fork-bomb", "disk-filler"],
+)
+def test_limits_stop_abusive_algorithms(
+    running_engine: RunningEngine, code: str, words: str
+) -> None:
+    job = wait(running_engine.client, submit(running_engine.client, code, DATA), timeout=60)
+    assert job.status in (41, 42), job.status_text
+    assert words in job.status_text.lower()
+
+
+ESCAPES = """
+import socket, pathlib, sys
+def attempt(name, action):
+    try:
+        action()
+        print(name, "ALLOWED")
+    except Exception as exc:
+        print(name, "BLOCKED", type(exc).__name__)
+attempt("socket", lambda: socket.create_connection(("127.0.0.1", PORT), timeout=2))
+attempt("shadow", lambda: open("/etc/shadow").read())
+attempt("engine-db", lambda: open(sys.argv[0] if False else "ENGINE_DB").read())
+attempt("root", lambda: next(p for p in pathlib.Path("/root").iterdir() if p.name != ".pyenv"))
+attempt("write-inputs", lambda: pathlib.Path("/data/inputs/x").write_text("x"))
+attempt("write-outputs", lambda: pathlib.Path("/data/outputs/ok").write_text("x"))
+"""
+
+
+def test_sandbox_blocks_escapes(running_engine: RunningEngine, file_server: str) -> None:
+    port = int(file_server.rsplit(":", 1)[1])
+    db = running_engine.storage / "engine.db"
+    code = ESCAPES.replace("PORT", str(port)).replace("ENGINE_DB", str(db))
+    job = wait(running_engine.client, submit(running_engine.client, code, DATA))
+    log = read_result(running_engine.client, job, "algorithmLog").decode()
+    for name in ("socket", "shadow", "engine-db", "root", "write-inputs"):
+        assert f"{name} BLOCKED" in log, log
+    assert "write-outputs ALLOWED" in log
+    assert job.status == 70
+
+
+def test_stop_mid_run(running_engine: RunningEngine) -> None:
+    client = running_engine.client
+    job_id = submit(client, "import time; print('started', flush=True); time.sleep(60)", DATA)
+    wait(client, job_id, until={40})
+    client.stop(OWNER, job_id, None)
+    job = wait(client, job_id, timeout=10)
+    assert (job.status, job.status_text) == (7, "Job stopped")
+
+
+def test_unknown_image_and_missing_data_fail_in_provisioning(
+    running_engine: RunningEngine, file_server: str
+) -> None:
+    client = running_engine.client
+    job = wait(client, submit(client, "print(1)", f"{file_server}/numbers.csv", image="ruby"))
+    assert job.status == 32 and "no local runtime" in job.status_text
+    job = wait(client, submit(client, "print(1)", f"{file_server}/missing.csv"))
+    assert job.status == 31 and "HTTP 404" in job.status_text
+    assert b"FAILED" in read_result(client, job, "configurationLog")
+
+
+def test_delete_removes_job_and_files(running_engine: RunningEngine) -> None:
+    client = running_engine.client
+    job_id = submit(client, "open('/data/outputs/o', 'w').write('1')", DATA)
+    wait(client, job_id)
+    (deleted,) = client.delete(OWNER, job_id, None)
+    assert deleted.status == 8
+    assert not (running_engine.storage / "jobs" / job_id).exists()
+    with pytest.raises(JobNotFound):
+        client.status(OWNER, job_id)
+
+
+def test_foreign_and_unknown_jobs_are_404(running_engine: RunningEngine) -> None:
+    client = running_engine.client
+    job_id = submit(client, "print(1)", DATA)
+    stranger = "0x" + "5" * 40
+    for call in (
+        lambda: client.status(stranger, job_id),
+        lambda: client.stop(stranger, job_id, None),
+        lambda: client.delete(stranger, job_id, None),
+        lambda: client.status(OWNER, "nope"),
+    ):
+        with pytest.raises(JobNotFound):
+            call()
+    wait(client, job_id)
+    with pytest.raises(ResultNotFound):
+        client.result(stranger, job_id, 0, "0xsig", None)
+    with pytest.raises(ResultNotFound):
+        client.result(OWNER, job_id, 99, "0xsig", None)
+
+
+def test_only_allowed_providers_with_fresh_nonces(running_engine: RunningEngine) -> None:
+    import requests
+
+    from tests.conftest import OTHER_KEY
+
+    intruder = OperatorClient(running_engine.url, OTHER_KEY, connect_timeout=2, read_timeout=5)
+    with pytest.raises(Exception, match="refused"):
+        intruder.status(OWNER)
+    body = {
+        **workflow("print(1)", None),
+        "owner": OWNER,
+        "providerAddress": "0xe08A1dAe983BC701D05E492DB80e0144f8f4b909",
+        "providerSignature": "0x" + "00" * 65,
+        "nonce": 1,
+    }
+    reply = requests.post(f"{running_engine.url}/api/v1/operator/compute", json=body, timeout=5)
+    assert reply.status_code == 400 and reply.json()["code"].startswith("signature")
+    params = {"owner": OWNER}
+    signed = running_engine.client._signed(OWNER, None)  # one signed request, sent twice
+    first = requests.get(
+        f"{running_engine.url}/api/v1/operator/compute", params={**params, **signed}
+    )
+    again = requests.get(
+        f"{running_engine.url}/api/v1/operator/compute", params={**params, **signed}
+    )
+    assert first.status_code == 200
+    assert (again.status_code, again.json()["code"]) == (400, "nonce_too_low")
+    _ = (SignatureInvalid, ValidationFailed)
+
+
+def test_one_agreement_one_active_job(running_engine: RunningEngine) -> None:
+    client = running_engine.client
+    payload = workflow("import time; time.sleep(5)", DATA)
+    client.start(OWNER, payload)
+    with pytest.raises(Exception, match="already in use"):
+        client.start(OWNER, payload)
