@@ -12,7 +12,9 @@ from flask import Flask
 from ocean_provider.errors import ConfigurationError
 
 
-def _gunicorn(factory: Callable[[], Flask], bind: str, workers: int, timeout: int) -> None:
+def _gunicorn(
+    factory: Callable[[], Flask], bind: str, workers: int, timeout: int, threads: int = 4
+) -> None:
     from gunicorn.app.base import BaseApplication
 
     class _App(BaseApplication):  # type: ignore[misc]
@@ -20,6 +22,7 @@ def _gunicorn(factory: Callable[[], Flask], bind: str, workers: int, timeout: in
             self.cfg.set("bind", bind)
             self.cfg.set("workers", workers)
             self.cfg.set("timeout", timeout)
+            self.cfg.set("threads", threads)
             self.cfg.set("accesslog", "-")
 
         def load(self) -> Any:
@@ -36,10 +39,13 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _engine(args: argparse.Namespace) -> None:
+    from ocean_provider.config import load_engine_settings
+    from ocean_provider.engine.app import create_engine_app
     from ocean_provider.wsgi import engine_app
 
-    engine_app()
-    _gunicorn(engine_app, args.bind, 1, args.timeout)
+    create_engine_app(load_engine_settings(), start_scheduler=False)  # fail fast, name the setting
+    # One worker: the scheduler and the sandboxes live in that process (threads serve requests).
+    _gunicorn(engine_app, args.bind, 1, args.timeout, threads=8)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,108 @@
+"""Scheduling under maxJobs, and recovery after the engine is killed mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ocean_provider.operator.client import OperatorClient
+from tests.conftest import PROVIDER_KEY
+from tests.engine.conftest import PROVIDER_ADDRESS, RunningEngine, environment
+from tests.engine.jobs import OWNER, submit, wait
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_url")]
+
+
+def test_twenty_jobs_never_more_than_max_jobs_running(
+    running_engine: RunningEngine, data_url: str
+) -> None:
+    client = running_engine.client
+    store = running_engine.app.extensions["ocean_engine"].store
+    peak = 0
+    sampling = True
+
+    def sample() -> None:
+        nonlocal peak
+        while sampling:
+            peak = max(peak, store.running_count("local"))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        ids = [submit(client, "import time; time.sleep(0.3)", data_url) for _ in range(20)]
+        queued = [job.status for job in client.status(OWNER)]
+        jobs = [wait(client, job_id, timeout=120) for job_id in ids]
+    finally:
+        sampling = False
+        sampler.join()
+    assert 1 in queued  # some waited in the FIFO queue
+    assert [job.status for job in jobs] == [70] * 20
+    assert peak == 2
+    envs = client.environments(8996)
+    assert envs[0]["maxJobs"] == 2 and envs[0]["currentJobs"] == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _engine_process(storage: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "ALLOWED_PROVIDERS": json.dumps([PROVIDER_ADDRESS]),
+        "ENGINE_ENVIRONMENTS": json.dumps({"environments": [environment(maxJobs=1)]}),
+        "ENGINE_STORAGE": str(storage),
+        "ALLOW_PRIVATE_DOWNLOADS": "true",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ocean_provider.cli", "engine", "--bind", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(storage.parent / f"engine-{port}-{time.monotonic_ns()}.log").open("w"),
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("engine did not start")
+
+
+def test_engine_killed_mid_run_recovers(tmp_path: Path, data_url: str) -> None:
+    port = _free_port()
+    storage = tmp_path / "engine"
+    proc = _engine_process(storage, port)
+    client = OperatorClient(
+        f"http://127.0.0.1:{port}", PROVIDER_KEY, connect_timeout=2, read_timeout=10, backoff=0.2
+    )
+    try:
+        running = submit(client, "import time; time.sleep(60)", data_url)
+        queued = submit(client, "print('after restart')", data_url)
+        wait(client, running, until={40})
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        proc = _engine_process(storage, port)
+        interrupted = wait(client, running, timeout=20)
+        assert interrupted.status == 41
+        assert "interrupted by an engine restart" in interrupted.status_text
+        assert wait(client, queued, timeout=60).status == 70
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        client.close()
