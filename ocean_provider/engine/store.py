@@ -149,7 +149,8 @@ class JobStore:
         """Take the oldest queued job of ``environment`` if fewer than ``max_running`` run."""
         with self._tx() as db:
             running = db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE environment = ? AND status IN (10, 20, 30, 40, 50, 60)",
+                "SELECT COUNT(*) FROM jobs WHERE environment = ? "
+                "AND status IN (10, 20, 30, 40, 50, 60)",
                 (environment,),
             ).fetchone()[0]
             if running >= max_running:
@@ -234,7 +235,8 @@ class JobStore:
         with self._lock:
             return int(
                 self._db.execute(
-                    "SELECT COUNT(*) FROM jobs WHERE environment = ? AND status IN (10, 20, 30, 40, 50, 60)",
+                    "SELECT COUNT(*) FROM jobs WHERE environment = ? "
+                    "AND status IN (10, 20, 30, 40, 50, 60)",
                     (environment,),
                 ).fetchone()[0]
             )

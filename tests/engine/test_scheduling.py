@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from ocean_provider.operator.client import OperatorClient
 from tests.conftest import PROVIDER_KEY
@@ -70,16 +71,18 @@ def _engine_process(storage: Path, port: int) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "ocean_provider.cli", "engine", "--bind", f"127.0.0.1:{port}"],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=(storage.parent / f"engine-{port}-{time.monotonic_ns()}.log").open("w"),
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
+            health = requests.get(f"http://127.0.0.1:{port}/api/v1/operator/health", timeout=1)
+            if health.status_code == 200:
+                return proc
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
     proc.kill()
     raise AssertionError("engine did not start")
 
