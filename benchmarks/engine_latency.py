@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import logging
 import math
 import sys
@@ -32,11 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
-from flask import Flask
-from werkzeug.serving import BaseWSGIServer, make_server
 
-from ocean_provider.config import load_engine_settings
-from ocean_provider.engine.app import create_engine_app
+from ocean_provider.compute.interfaces import Asset
+from ocean_provider.compute.workflow import PreparedAlgorithm, PreparedInput, build_workflow
+from ocean_provider.engine.embedded import start_embedded_engine
 from ocean_provider.operator.client import OperatorClient
 from ocean_provider.operator.models import TERMINAL, JobStatus, OperatorJob
 
@@ -101,78 +99,23 @@ def environment(env_id: str, max_jobs: int) -> dict[str, Any]:
     }
 
 
-@dataclass
-class Engine:
-    url: str
-    app: Flask
-    server: BaseWSGIServer
-    thread: threading.Thread
-    client: OperatorClient
-
-    def close(self) -> None:
-        self.app.extensions["ocean_engine"].scheduler.shutdown()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
-        self.client.close()
-
-
-def start_engine(storage: Path, envs: Sequence[dict[str, Any]], provider_key: str) -> Engine:
-    """A real engine on loopback that serves the provider holding ``provider_key``."""
-    provider_address = str(Account.from_key(provider_key).address)
-    settings = load_engine_settings(
-        {
-            "ALLOWED_PROVIDERS": json.dumps([provider_address]),
-            "ENGINE_ENVIRONMENTS": json.dumps({"environments": list(envs)}),
-            "ENGINE_STORAGE": str(storage),
-            "ALLOW_PRIVATE_DOWNLOADS": "true",
-            "PROVISION_SECONDS": "60",
-            "LOG_LEVEL": "WARNING",
-        },
-        config_path=None,
-    )
-    app = create_engine_app(settings)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="engine-http", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_port}"
-    client = OperatorClient(url, provider_key, connect_timeout=2, read_timeout=30, backoff=0)
-    return Engine(url, app, server, thread, client)
-
-
 # --- jobs ----------------------------------------------------------------------------------
 
 
 def workflow(code: str, data_url: str, env: str) -> dict[str, Any]:
-    """A raw-code python job over one URL dataset, as the Provider would send it."""
-    stage = {
-        "index": 0,
-        "input": [
-            {
-                "index": 0,
-                "id": DID,
-                "remote": {"txId": "0x1", "serviceId": "compute"},
-                "ddo": {"id": DID},
-                "files": [{"type": "url", "url": data_url, "method": "GET"}],
-                "allowNetworkAccess": False,
-            }
-        ],
-        "compute": {"Instances": 1, "namespace": env, "maxtime": 60},
-        "algorithm": {
-            "id": "",
-            "rawcode": code,
-            "url": "",
-            "container": {"entrypoint": "python $ALGO", "image": "python", "tag": "3.11"},
-        },
-        "output": {"metadataUri": ""},
-    }
-    return {
-        "workflow": {"stages": [stage], "chainId": 8996},
-        "agreementId": f"0xbench{next(_agreements)}",
-        "environment": env,
-        "validUntil": 0,
-        "chainId": 8996,
-    }
+    """A raw-code python job over one URL dataset, built as the Provider builds it."""
+    dataset = PreparedInput(
+        asset=Asset(did=DID, chain_id=8996, ddo={"id": DID}),
+        service_id="compute",
+        tx_id=f"0xbench{next(_agreements)}",
+        files=[{"type": "url", "url": data_url, "method": "GET"}],
+    )
+    algorithm = PreparedAlgorithm(
+        container={"entrypoint": "python $ALGO", "image": "python", "tag": "3.11"}, rawcode=code
+    )
+    return build_workflow(
+        environment=env, chain_id=8996, inputs=[dataset], algorithm=algorithm, metadata_uri=None
+    )
 
 
 def submit(client: OperatorClient, owner: str, code: str, data_url: str, env: str) -> str:
@@ -383,10 +326,12 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
     try:
         file_server = start_file_server(files)
         cleanups.append(file_server.close)
-        engine = start_engine(
+        engine = start_embedded_engine(
             workdir / "engine",
             [environment(LATENCY_ENV, 1), environment(THROUGHPUT_ENV, 2)],
             provider_key,
+            PROVISION_SECONDS="60",
+            LOG_LEVEL="WARNING",
         )
         cleanups.append(engine.close)
         progress(f"engine at {engine.url}, dataset at {file_server.url}/{DATASET}")

@@ -6,6 +6,8 @@ import itertools
 import time
 from typing import Any
 
+from ocean_provider.compute.interfaces import Asset
+from ocean_provider.compute.workflow import PreparedAlgorithm, PreparedInput, build_workflow
 from ocean_provider.operator.client import OperatorClient
 from ocean_provider.operator.models import OperatorJob
 
@@ -23,37 +25,23 @@ def workflow(
     env: str = "local",
     network: bool = False,
 ) -> dict[str, Any]:
+    """A raw-code job over one URL dataset, built by the Provider's own workflow builder."""
     url = DATA_URL[0] if files_url == "DATA_URL" else files_url
-    files = [{"type": "url", "url": url, "method": "GET"}] if url else []
-    stage = {
-        "index": 0,
-        "input": [
-            {
-                "index": 0,
-                "id": DID,
-                "remote": {"txId": "0x1", "serviceId": "c"},
-                "ddo": {"id": DID},
-                "files": files,
-                "allowNetworkAccess": network,
-            }
-        ],
-        "compute": {"Instances": 1, "namespace": env, "maxtime": 60},
-        "algorithm": {
-            "id": "",
-            "rawcode": code,
-            "url": "",
-            "container": {"entrypoint": "python $ALGO", "image": image, "tag": "3.11"},
-            "algocustomdata": {"threshold": 50},
-        },
-        "output": {"metadataUri": ""},
-    }
-    return {
-        "workflow": {"stages": [stage], "chainId": 8996},
-        "agreementId": f"0xagree{next(_tx)}",
-        "environment": env,
-        "validUntil": 0,
-        "chainId": 8996,
-    }
+    dataset = PreparedInput(
+        asset=Asset(did=DID, chain_id=8996, ddo={"id": DID}),
+        service_id="c",
+        tx_id=f"0xagree{next(_tx)}",
+        files=[{"type": "url", "url": url, "method": "GET"}] if url else [],
+        allow_network=network,
+    )
+    algorithm = PreparedAlgorithm(
+        container={"entrypoint": "python $ALGO", "image": image, "tag": "3.11"},
+        rawcode=code,
+        customdata={"threshold": 50},
+    )
+    return build_workflow(
+        environment=env, chain_id=8996, inputs=[dataset], algorithm=algorithm, metadata_uri=None
+    )
 
 
 def submit(client: OperatorClient, code: str, files_url: str | None = None, **kw: Any) -> str:

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from ocean_provider.engine.embedded import EmbeddedEngine
 from ocean_provider.errors import JobNotFound, OperatorRejected, ResultNotFound
 from ocean_provider.operator.client import OperatorClient
 from tests.conftest import OTHER_KEY
-from tests.engine.conftest import RunningEngine, environment, start_engine
+from tests.engine.conftest import environment, start_engine
 from tests.engine.jobs import OWNER, read_result, submit, wait, workflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_url")]
@@ -31,7 +32,7 @@ print("processed", len(numbers), "numbers")
 """
 
 
-def test_job_runs_and_publishes_results(running_engine: RunningEngine, file_server: str) -> None:
+def test_job_runs_and_publishes_results(running_engine: EmbeddedEngine, file_server: str) -> None:
     client = running_engine.client
     job_id = submit(client, COUNT_LINES, f"{file_server}/numbers.csv")
     job = wait(client, job_id)
@@ -51,7 +52,7 @@ def test_job_runs_and_publishes_results(running_engine: RunningEngine, file_serv
     assert ranged.status == 206 and b"".join(ranged.chunks()) == b"05"
 
 
-def test_nonzero_exit_is_41(running_engine: RunningEngine) -> None:
+def test_nonzero_exit_is_41(running_engine: EmbeddedEngine) -> None:
     job = wait(running_engine.client, submit(running_engine.client, "raise SystemExit(1)", DATA))
     assert job.status == 41 and "exit code 1" in job.status_text
 
@@ -75,7 +76,7 @@ def test_endless_loop_times_out_42(tmp_path: Path) -> None:
     ids=["memory-hog", "fork-bomb", "disk-filler"],
 )
 def test_limits_stop_abusive_algorithms(
-    running_engine: RunningEngine, code: str, words: str
+    running_engine: EmbeddedEngine, code: str, words: str
 ) -> None:
     job = wait(running_engine.client, submit(running_engine.client, code, DATA), timeout=60)
     assert job.status in (41, 42), job.status_text
@@ -99,7 +100,7 @@ attempt("write-outputs", lambda: pathlib.Path("/data/outputs/ok").write_text("x"
 """
 
 
-def test_sandbox_blocks_escapes(running_engine: RunningEngine, file_server: str) -> None:
+def test_sandbox_blocks_escapes(running_engine: EmbeddedEngine, file_server: str) -> None:
     port = int(file_server.rsplit(":", 1)[1])
     db = running_engine.storage / "engine.db"
     code = ESCAPES.replace("PORT", str(port)).replace("ENGINE_DB", str(db))
@@ -111,7 +112,7 @@ def test_sandbox_blocks_escapes(running_engine: RunningEngine, file_server: str)
     assert job.status == 70
 
 
-def test_stop_mid_run(running_engine: RunningEngine) -> None:
+def test_stop_mid_run(running_engine: EmbeddedEngine) -> None:
     client = running_engine.client
     job_id = submit(client, "import time; print('started', flush=True); time.sleep(60)", DATA)
     wait(client, job_id, until={40})
@@ -121,7 +122,7 @@ def test_stop_mid_run(running_engine: RunningEngine) -> None:
 
 
 def test_unknown_image_and_missing_data_fail_in_provisioning(
-    running_engine: RunningEngine, file_server: str
+    running_engine: EmbeddedEngine, file_server: str
 ) -> None:
     client = running_engine.client
     job = wait(client, submit(client, "print(1)", f"{file_server}/numbers.csv", image="ruby"))
@@ -131,7 +132,7 @@ def test_unknown_image_and_missing_data_fail_in_provisioning(
     assert b"FAILED" in read_result(client, job, "configurationLog")
 
 
-def test_delete_removes_job_and_files(running_engine: RunningEngine) -> None:
+def test_delete_removes_job_and_files(running_engine: EmbeddedEngine) -> None:
     client = running_engine.client
     job_id = submit(client, "open('/data/outputs/o', 'w').write('1')", DATA)
     wait(client, job_id)
@@ -142,7 +143,7 @@ def test_delete_removes_job_and_files(running_engine: RunningEngine) -> None:
         client.status(OWNER, job_id)
 
 
-def test_foreign_and_unknown_jobs_are_404(running_engine: RunningEngine) -> None:
+def test_foreign_and_unknown_jobs_are_404(running_engine: EmbeddedEngine) -> None:
     client = running_engine.client
     job_id = submit(client, "print(1)", DATA)
     stranger = "0x" + "5" * 40
@@ -161,7 +162,7 @@ def test_foreign_and_unknown_jobs_are_404(running_engine: RunningEngine) -> None
         client.result(OWNER, job_id, 99, "0xsig", None)
 
 
-def test_only_allowed_providers_with_fresh_nonces(running_engine: RunningEngine) -> None:
+def test_only_allowed_providers_with_fresh_nonces(running_engine: EmbeddedEngine) -> None:
     intruder = OperatorClient(running_engine.url, OTHER_KEY, connect_timeout=2, read_timeout=5)
     with pytest.raises(OperatorRejected, match="not allowed"):
         intruder.status(OWNER)
@@ -186,7 +187,7 @@ def test_only_allowed_providers_with_fresh_nonces(running_engine: RunningEngine)
     assert (again.status_code, again.json()["code"]) == (400, "nonce_too_low")
 
 
-def test_one_agreement_one_active_job(running_engine: RunningEngine) -> None:
+def test_one_agreement_one_active_job(running_engine: EmbeddedEngine) -> None:
     client = running_engine.client
     payload = workflow("import time; time.sleep(5)", DATA)
     client.start(OWNER, payload)

@@ -15,19 +15,20 @@ from pathlib import Path
 import pytest
 import requests
 
+from ocean_provider.engine.embedded import EmbeddedEngine
 from ocean_provider.operator.client import OperatorClient
 from tests.conftest import PROVIDER_KEY
-from tests.engine.conftest import PROVIDER_ADDRESS, RunningEngine, environment
+from tests.engine.conftest import PROVIDER_ADDRESS, environment
 from tests.engine.jobs import OWNER, submit, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_url")]
 
 
 def test_twenty_jobs_never_more_than_max_jobs_running(
-    running_engine: RunningEngine, data_url: str
+    running_engine: EmbeddedEngine, data_url: str
 ) -> None:
     client = running_engine.client
-    store = running_engine.app.extensions["ocean_engine"].store
+    store = running_engine.context.store
     peak = 0
     sampling = True
 

@@ -7,7 +7,6 @@ real HTTP server on loopback.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +14,10 @@ from typing import Any
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from ocean_provider.app import create_app
 from ocean_provider.compute.interfaces import Asset
+from ocean_provider.engine.embedded import EmbeddedEngine, serve_app
 from ocean_provider.operator.client import OperatorClient
 from tests.api.helpers import COMPUTE, RESULT, job_params, result_params, start_body
 from tests.conftest import (
@@ -32,7 +31,7 @@ from tests.conftest import (
     dataset_ddo,
     make_settings,
 )
-from tests.engine.conftest import RunningEngine, environment, start_engine
+from tests.engine.conftest import environment, start_engine
 
 pytestmark = pytest.mark.integration
 
@@ -56,15 +55,8 @@ class ServedFiles(FakeDdoResolver):
         return [{"type": "url", "url": f"{self.files_url}/numbers.csv", "method": "GET"}]
 
 
-def _serve(app: Any) -> tuple[str, Any, threading.Thread]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return f"http://127.0.0.1:{server.server_port}", server, thread
-
-
 @pytest.fixture
-def stack(tmp_path: Path, file_server: str) -> Iterator[tuple[str, RunningEngine]]:
+def stack(tmp_path: Path, file_server: str) -> Iterator[tuple[str, EmbeddedEngine]]:
     """A Provider on loopback wired to a real local engine; yields (provider URL, engine)."""
     engine = start_engine(tmp_path / "engine", [environment("ocean-compute")])
     backend = OperatorClient(engine.url, PROVIDER_KEY, connect_timeout=2, read_timeout=30)
@@ -72,13 +64,11 @@ def stack(tmp_path: Path, file_server: str) -> Iterator[tuple[str, RunningEngine
     app = create_app(
         settings, backend=backend, ddos=ServedFiles(file_server), orders=FakeOrderVerifier()
     )
-    url, server, thread = _serve(app)
+    provider = serve_app(app, "provider")
     try:
-        yield url, engine
+        yield provider.url, engine
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+        provider.close()
         backend.close()
         engine.close()
 
@@ -102,7 +92,7 @@ def _wait_finished(provider: str, consumer: Consumer, job_id: str) -> dict[str, 
 
 
 def test_raw_algorithm_runs_and_its_output_downloads(
-    stack: tuple[str, RunningEngine], consumer: Consumer, other: Consumer
+    stack: tuple[str, EmbeddedEngine], consumer: Consumer, other: Consumer
 ) -> None:
     provider, engine = stack
     body = start_body(consumer)
@@ -139,7 +129,7 @@ def test_raw_algorithm_runs_and_its_output_downloads(
     assert not (engine.storage / "jobs" / job["jobId"]).exists()
 
 
-def test_stop_through_the_provider(stack: tuple[str, RunningEngine], consumer: Consumer) -> None:
+def test_stop_through_the_provider(stack: tuple[str, EmbeddedEngine], consumer: Consumer) -> None:
     provider, _ = stack
     body = start_body(consumer)
     body["algorithm"]["meta"]["rawcode"] = "import time; time.sleep(60)"
