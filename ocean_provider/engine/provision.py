@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ocean_provider.engine.environments import Runtime, runtime_for
-from ocean_provider.engine.fetch import FetchError, SafeFetcher
+from ocean_provider.engine.fetch import SafeFetcher
+from ocean_provider.engine.fetch_request import FetchError
 from ocean_provider.operator.models import JobStatus
 
 DATA_DIRS = ("inputs", "ddos", "transformations", "outputs", "logs")

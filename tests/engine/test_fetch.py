@@ -30,14 +30,13 @@ from urllib3.response import HTTPResponse
 from ocean_provider.engine import fetch
 from ocean_provider.engine.fetch import (
     CHUNK_SIZE,
-    FetchError,
     FetchPolicy,
     IPAddress,
     SafeFetcher,
-    Target,
     is_public_address,
     vet_host,
 )
+from ocean_provider.engine.fetch_request import FetchError, Target
 
 FILE_BYTES = bytes(range(256)) * 1024  # 256 KiB: several 64 KiB chunks
 SECRET_QUERY = "q-s3cret-7f3a"
