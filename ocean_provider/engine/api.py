@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 from eth_utils.address import to_checksum_address
 from flask import Blueprint, Response, current_app, jsonify, send_file
 
 from ocean_provider.api.params import request_params
 from ocean_provider.auth.authenticator import RequestAuthenticator
+from ocean_provider.compute.requests import parse
 from ocean_provider.engine.environments import Environment
+from ocean_provider.engine.requests import (
+    JobQuery,
+    JobTarget,
+    ProviderSigned,
+    ResultQuery,
+    StartJob,
+)
 from ocean_provider.engine.store import AgreementInUse, JobRecord, JobStore
 from ocean_provider.engine.worker import Scheduler
 from ocean_provider.errors import (
@@ -34,34 +42,22 @@ class EngineContext:
     auth: RequestAuthenticator
     allowed_providers: tuple[str, ...]
 
-    def provider(self, params: dict[str, Any], owner: str, job_id: str | None) -> str:
-        """Authenticate the calling Provider: allowed address, signature, fresh nonce."""
-        address = str(params.get("providerAddress") or "")
+    def authenticate(self, req: ProviderSigned, job_id: str | None) -> str:
+        """The calling Provider: an allowed address, its signature, a fresh nonce."""
         try:
-            provider = str(to_checksum_address(address))
+            provider = str(to_checksum_address(req.provider_address))
         except ValueError:
             raise SignatureInvalid("providerAddress is not an address") from None
         if provider not in self.allowed_providers:
             raise SignatureInvalid("this provider is not allowed to use the engine")
-        nonce = params.get("nonce")
         return self.auth.authenticate(
-            provider,
-            f"{owner}{job_id or ''}",
-            params.get("providerSignature"),
-            None if nonce is None else str(nonce),
+            provider, f"{req.owner}{job_id or ''}", req.provider_signature, req.nonce
         )
 
 
 def _ctx() -> EngineContext:
     ctx: EngineContext = current_app.extensions[EXTENSION]
     return ctx
-
-
-def _required(params: dict[str, Any], *names: str) -> list[str]:
-    missing = {n: [f"The {n} field is required."] for n in names if not params.get(n)}
-    if missing:
-        raise ValidationFailed(missing)
-    return [str(params[n]) for n in names]
 
 
 def _owned(owner: str, job_id: str | None, agreement_id: str | None = None) -> list[JobRecord]:
@@ -78,32 +74,20 @@ def _reply(jobs: list[OperatorJob]) -> Response:
 @bp.post("/compute")
 def start() -> Response:
     ctx = _ctx()
-    params = request_params()
-    owner, environment, agreement = _required(params, "owner", "environment", "agreementId")
-    workflow = params.get("workflow")
-    if not isinstance(workflow, dict):
-        raise ValidationFailed({"workflow": ["workflow must be an object with stages"]})
-    stages = workflow.get("stages")
-    if not isinstance(stages, list) or len(stages) != 1 or not isinstance(stages[0], dict):
-        raise ValidationFailed({"workflow": ["workflow must have exactly one stage"]})
-    for part in ("algorithm", "input", "output"):
-        if part not in stages[0]:
-            raise ValidationFailed({"workflow": [f"Missing {part} in stage 0"]})
-    provider = ctx.provider(params, owner, None)
-    env = ctx.environments.get(environment)
+    req = parse(StartJob, request_params())
+    provider = ctx.authenticate(req, None)
+    env = ctx.environments.get(req.environment)
     if env is None:
         raise EnvironmentNotFound("Environment invalid or does not exist")
-    algorithm = stages[0]["algorithm"] if isinstance(stages[0]["algorithm"], dict) else {}
-    inputs = [str(i.get("id", "")) for i in stages[0]["input"] or [] if isinstance(i, dict)]
     try:
         job = ctx.store.create(
-            owner=str(to_checksum_address(owner)),
+            owner=req.owner_address,
             provider=provider,
-            agreement_id=agreement,
+            agreement_id=req.agreement_id,
             environment=env.id,
-            workflow=workflow,
-            algo_did=str(algorithm.get("id") or "raw"),
-            input_dids=inputs,
+            workflow=req.workflow.model_dump(mode="json", by_alias=True),
+            algo_did=req.workflow.stage.algorithm.id or "raw",
+            input_dids=[item.id for item in req.workflow.stage.input],
             queue_seconds=env.max_queue_seconds,
         )
     except AgreementInUse:
@@ -116,23 +100,19 @@ def start() -> Response:
 
 @bp.get("/compute")
 def status() -> Response:
-    params = request_params()
-    (owner,) = _required(params, "owner")
-    job_id = params.get("jobId")
-    _ctx().provider(params, owner, job_id)
-    records = _owned(str(to_checksum_address(owner)), job_id, params.get("agreementId"))
-    document = params.get("documentId")
+    req = parse(JobQuery, request_params())
+    _ctx().authenticate(req, req.job_id)
+    records = _owned(req.owner_address, req.job_id, req.agreement_id)
+    document = req.document_id
     return _reply([r.job for r in records if not document or document in r.job.input_dids])
 
 
 @bp.put("/compute")
 def stop() -> Response:
     ctx = _ctx()
-    params = request_params()
-    (owner,) = _required(params, "owner")
-    job_id = params.get("jobId")
-    ctx.provider(params, owner, job_id)
-    records = _owned(str(to_checksum_address(owner)), job_id, params.get("agreementId"))
+    req = parse(JobQuery, request_params())
+    ctx.authenticate(req, req.job_id)
+    records = _owned(req.owner_address, req.job_id, req.agreement_id)
     for record in records:
         ctx.scheduler.stop(record.job.job_id)
     return _reply([_fresh(r) for r in records])
@@ -141,12 +121,10 @@ def stop() -> Response:
 @bp.delete("/compute")
 def delete() -> Response:
     ctx = _ctx()
-    params = request_params()
-    owner, job_id = _required(params, "owner", "jobId")
-    ctx.provider(params, owner, job_id)
-    records = _owned(str(to_checksum_address(owner)), job_id)
+    req = parse(JobTarget, request_params())
+    ctx.authenticate(req, req.job_id)
     gone = []
-    for record in records:
+    for record in _owned(req.owner_address, req.job_id):
         ctx.scheduler.forget(record.job.job_id)
         gone.append(
             record.job.model_copy(
@@ -162,13 +140,14 @@ def delete() -> Response:
 
 @bp.get("/getResult")
 def get_result() -> Response:
-    params = request_params()
-    owner, job_id, index_text = _required(params, "owner", "jobId", "index")
-    _ctx().provider(params, owner, job_id)
-    (record,) = _owned(str(to_checksum_address(owner)), job_id)
-    if not index_text.isdigit() or int(index_text) >= len(record.results):
-        raise ResultNotFound(f"No such index {index_text[:20]} in this compute job")
-    stored = record.results[int(index_text)]
+    req = parse(ResultQuery, request_params())
+    _ctx().authenticate(req, req.job_id)
+    (record,) = _owned(req.owner_address, req.job_id)
+    if req.index >= len(record.results):
+        raise ResultNotFound(f"No such index {req.index} in this compute job")
+    stored = record.results[req.index]
+    if not Path(stored.path).is_file():  # expired a moment ago
+        raise ResultNotFound(f"No such index {req.index} in this compute job")
     return send_file(
         stored.path,
         as_attachment=True,

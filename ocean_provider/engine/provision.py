@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ocean_provider.compute.requests import Container
 from ocean_provider.engine.environments import Runtime, runtime_for
 from ocean_provider.engine.fetch import SafeFetcher
 from ocean_provider.engine.fetch_request import FetchError
+from ocean_provider.engine.requests import Workflow, WorkflowAlgorithm, WorkflowInput
 from ocean_provider.operator.models import JobStatus
 
 DATA_DIRS = ("inputs", "ddos", "transformations", "outputs", "logs")
@@ -53,100 +55,86 @@ class Provisioner:
         self._runtimes = runtimes
 
     def prepare(
-        self, job_dir: Path, workflow: Mapping[str, Any], env_network: bool, log: ConfigLog
+        self, job_dir: Path, workflow: Workflow, env_network: bool, log: ConfigLog
     ) -> PreparedJob:
-        stage = workflow["stages"][0]
+        stage = workflow.stage
+        algorithm = stage.algorithm
         data = job_dir / "data"
         for name in DATA_DIRS:
             (data / name).mkdir(parents=True, exist_ok=True)
-        algorithm = stage.get("algorithm") or {}
-        runtime = self._runtime(algorithm, log)
-        dids = self._inputs(data, stage.get("input") or [], log)
+        runtime = self._runtime(algorithm.container, log)
+        dids = self._inputs(data, stage.input, log)
         self._algorithm(data, algorithm, log)
-        custom = algorithm.get("algocustomdata")
-        (data / "inputs" / "algoCustomData.json").write_text(json.dumps(custom or {}))
+        custom = json.dumps(algorithm.algocustomdata or {})
+        (data / "inputs" / "algoCustomData.json").write_text(custom)
         self._runtime_bin(data, runtime)
-        network = env_network and all(
-            bool(item.get("allowNetworkAccess")) for item in stage.get("input") or []
-        )
+        network = env_network and all(item.allow_network for item in stage.input)
         env = {
             "ALGO": ALGORITHM_PATH,
             "DIDS": json.dumps(dids),
-            "TRANSFORMATION_DID": str(algorithm.get("id") or ""),
+            "TRANSFORMATION_DID": algorithm.id,
             "PATH": f"{RUNTIME_BIN}:/usr/local/bin:/usr/bin:/bin",
             "HOME": "/tmp",
             "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
         }
-        entrypoint = str(algorithm["container"]["entrypoint"])
-        log.write(f"runtime {runtime.executable} for image {_image(algorithm)}; network {network}")
-        binds = [Path(m) for m in runtime.mounts]
-        return PreparedJob(data, ["/bin/sh", "-c", entrypoint], env, network, binds)
-
-    def _runtime(self, algorithm: Mapping[str, Any], log: ConfigLog) -> Runtime:
-        container = algorithm.get("container") or {}
-        if not container.get("entrypoint") or not container.get("image"):
-            raise log.fail(JobStatus.ALGORITHM_PROVISIONING_FAILED, "algorithm has no container")
-        runtime = runtime_for(
-            self._runtimes, str(container["image"]), str(container.get("tag", ""))
+        log.write(
+            f"runtime {runtime.executable} for image {_image(algorithm.container)}; "
+            f"network {network}"
         )
+        binds = [Path(m) for m in runtime.mounts]
+        argv = ["/bin/sh", "-c", algorithm.container.entrypoint]
+        return PreparedJob(data, argv, env, network, binds)
+
+    def _runtime(self, container: Container, log: ConfigLog) -> Runtime:
+        runtime = runtime_for(self._runtimes, container.image, container.tag)
         if runtime is None:
             raise log.fail(
                 JobStatus.ALGORITHM_PROVISIONING_FAILED,
-                f"no local runtime for image {_image(algorithm)}; see the engine's runtimes table",
+                f"no local runtime for image {_image(container)}; see the engine's runtimes table",
             )
         return runtime
 
-    def _inputs(self, data: Path, inputs: Sequence[Mapping[str, Any]], log: ConfigLog) -> list[str]:
-        dids = []
+    def _inputs(self, data: Path, inputs: Sequence[WorkflowInput], log: ConfigLog) -> list[str]:
         for item in inputs:
-            did = str(item.get("id") or "")
-            files = item.get("files") or []
-            if not did or not files:
-                raise log.fail(JobStatus.DATA_PROVISIONING_FAILED, f"input {did!r} has no files")
-            target = data / "inputs" / safe_name(did)
+            target = data / "inputs" / safe_name(item.id)
             target.mkdir(parents=True, exist_ok=True)
-            for index, file_object in enumerate(files):
+            for index, file_object in enumerate(item.files):
                 self._fetch(
                     file_object,
                     target / str(index),
                     JobStatus.DATA_PROVISIONING_FAILED,
-                    f"input {did} file {index}",
+                    f"input {item.id} file {index}",
                     log,
                 )
-            (data / "ddos" / safe_name(did)).write_text(json.dumps(item.get("ddo") or {}))
-            dids.append(did)
-        return dids
+            (data / "ddos" / safe_name(item.id)).write_text(json.dumps(item.ddo))
+        return [item.id for item in inputs]
 
-    def _algorithm(self, data: Path, algorithm: Mapping[str, Any], log: ConfigLog) -> None:
+    def _algorithm(self, data: Path, algorithm: WorkflowAlgorithm, log: ConfigLog) -> None:
         target = data / "transformations" / "algorithm"
         failed = JobStatus.ALGORITHM_PROVISIONING_FAILED
-        if algorithm.get("rawcode"):
-            target.write_text(str(algorithm["rawcode"]))
-        elif algorithm.get("url"):
-            self._fetch(
-                {"type": "url", "url": algorithm["url"], "method": "GET"},
-                target,
-                failed,
-                "algorithm",
-                log,
-            )
-        elif algorithm.get("files"):
-            self._fetch(algorithm["files"][0], target, failed, "algorithm", log)
-            if algorithm.get("id"):
-                ddo_path = data / "ddos" / safe_name(str(algorithm["id"]))
-                ddo_path.write_text(json.dumps(algorithm.get("ddo") or {}))
-        else:
-            raise log.fail(failed, "algorithm has no rawcode, url or files")
+        if algorithm.rawcode:
+            target.write_text(algorithm.rawcode)
+        elif algorithm.url:
+            url_file = {"type": "url", "url": algorithm.url, "method": "GET"}
+            self._fetch(url_file, target, failed, "algorithm", log)
+        else:  # the request model guarantees files when there is no rawcode or url
+            self._fetch(algorithm.files[0], target, failed, "algorithm", log)
+            if algorithm.id:
+                ddo_path = data / "ddos" / safe_name(algorithm.id)
+                ddo_path.write_text(json.dumps(algorithm.ddo or {}))
         os.chmod(target, 0o644)
         log.write(f"algorithm ready ({target.stat().st_size} bytes)")
 
     def _fetch(
-        self, file_object: Any, dest: Path, status: JobStatus, what: str, log: ConfigLog
+        self,
+        file_object: Mapping[str, Any],
+        dest: Path,
+        status: JobStatus,
+        what: str,
+        log: ConfigLog,
     ) -> None:
-        if not isinstance(file_object, Mapping):
-            raise log.fail(status, f"{what}: not a file object")
         try:
             size = self._fetcher.fetch_to(file_object, dest)
         except FetchError as exc:
@@ -180,6 +168,5 @@ class ConfigLog:
         return ProvisionFailed(status, reason)
 
 
-def _image(algorithm: Mapping[str, Any]) -> str:
-    container = algorithm.get("container") or {}
-    return f"{container.get('image', '')}:{container.get('tag', '') or 'latest'}"
+def _image(container: Container) -> str:
+    return f"{container.image}:{container.tag or 'latest'}"

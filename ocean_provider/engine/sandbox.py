@@ -269,10 +269,18 @@ class SandboxRun:
             self._cgroups.kill_all()
 
     def _reap(self) -> None:
+        """Reap bwrap, then wait for the namespace's pid 1: the kernel lets it exit
+        only once every other process in the namespace is gone."""
         assert self._proc is not None
         with self._lock:
             self._proc.wait()
             self._reaped = True
+            child_pidfd = self._child_pidfd
+        if child_pidfd >= 0:
+            poller = select.poll()
+            poller.register(child_pidfd, select.POLLIN)
+            if not poller.poll(KILL_GRACE_SECONDS * 1000):
+                logger.error("sandbox pid 1 (bwrap pid %d's child) outlived bwrap", self.pid)
 
     def _cleanup(self) -> None:
         self._cgroups.remove()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ocean_provider.engine.environments import MIB, Environment
 from ocean_provider.engine.provision import ConfigLog, PreparedJob, Provisioner, ProvisionFailed
+from ocean_provider.engine.requests import Workflow
 from ocean_provider.engine.sandbox import SandboxLimits, SandboxOutcome, SandboxRun, SandboxSpec
 from ocean_provider.engine.store import JobStore, StoredResult
 from ocean_provider.operator.models import JobStatus, ResultFile
@@ -184,8 +185,9 @@ class Scheduler:
             return
         config_log = ConfigLog(self.job_dir(job_id) / "admin" / "configure.log")
         try:
+            workflow = Workflow.model_validate(record.workflow)
             prepared = self._provisioner.prepare(
-                self.job_dir(job_id), record.workflow, env.allow_network, config_log
+                self.job_dir(job_id), workflow, env.allow_network, config_log
             )
         except ProvisionFailed as failed:
             self._store.finish(

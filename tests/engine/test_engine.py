@@ -167,7 +167,7 @@ def test_only_allowed_providers_with_fresh_nonces(running_engine: EmbeddedEngine
     with pytest.raises(OperatorRejected, match="not allowed"):
         intruder.status(OWNER)
     body = {
-        **workflow("print(1)", None),
+        **workflow("print(1)", DATA),
         "owner": OWNER,
         "providerAddress": "0xe08A1dAe983BC701D05E492DB80e0144f8f4b909",
         "providerSignature": "0x" + "00" * 65,
