@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify
 
 from ocean_provider import __version__
 from ocean_provider.api.errors import register_error_handlers
@@ -71,7 +71,5 @@ def _info() -> Response:
 
 
 def _health() -> Response:
-    from flask import current_app
-
     ctx: EngineContext = current_app.extensions[EXTENSION]
     return jsonify({"status": "ok", "environments": len(ctx.environments)})

@@ -3,6 +3,11 @@
 One pooled session; connect and read timeouts on every call; bounded retries
 for idempotent calls only (each attempt signed with a fresh nonce). Every
 request is signed by the Provider over ``owner[+jobId]+nonce``.
+
+Several Provider processes share one key, so the engine may see their nonces
+out of order and refuse one as ``nonce_too_low``. It refuses before doing
+anything, so every call (POST included) is re-signed and sent again, a few
+times at most.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1/operator"
 RETRY_STATUSES = frozenset({502, 503, 504})
+NONCE_RETRIES = 3
 CHUNK_BYTES = 64 * 1024
 MAX_ERROR_TEXT = 300
 RESULT_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges")
@@ -106,8 +112,8 @@ class OperatorClient:
 
     def start(self, owner: str, payload: Mapping[str, Any]) -> list[OperatorJob]:
         """POST a workflow. Never retried: the engine may have created the job."""
-        body = {**payload, "owner": owner, **self._signed(owner, None)}
-        response = self._send("POST", "/compute", json=body, retries=0)
+        body = {**payload, "owner": owner}
+        response = self._send("POST", "/compute", json=body, sign=(owner, None), retries=0)
         return self._jobs(response)
 
     def status(
@@ -178,19 +184,31 @@ class OperatorClient:
         retries: int | None = None,
     ) -> requests.Response:
         attempts = 1 + (self._retries if retries is None else retries)
-        for attempt in range(1, attempts + 1):
-            query = {**(params or {}), **(self._signed(*sign) if sign else {})}
+        attempt = nonce_retries = 0
+        while True:
+            attempt += 1
+            signed = self._signed(*sign) if sign else {}
+            query, body = (params or {}), json
+            if body is not None:
+                body = {**body, **signed}
+            else:
+                query = {**query, **signed}
             try:
-                response = self._request(method, path, query, json, headers, stream)
+                response = self._request(method, path, query, body, headers, stream)
             except OperatorUnavailable:
-                if attempt == attempts:
+                if attempt >= attempts:
                     raise
             else:
-                if response.status_code not in RETRY_STATUSES or attempt == attempts:
+                if _nonce_refused(response) and nonce_retries < NONCE_RETRIES:
+                    nonce_retries += 1
+                    attempt -= 1  # a refused nonce did nothing: not an attempt
+                    response.close()
+                    log.info("engine refused a stale nonce; re-signing")
+                    continue
+                if response.status_code not in RETRY_STATUSES or attempt >= attempts:
                     return _checked(response)
                 response.close()
             time.sleep(self._backoff * attempt)
-        raise AssertionError("unreachable")
 
     def _request(
         self,
@@ -252,6 +270,17 @@ def _json(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         raise OperatorFailed("compute engine sent a reply that is not JSON") from None
+
+
+def _nonce_refused(response: requests.Response) -> bool:
+    """Our engine's answer to a nonce not above the last one it accepted."""
+    if response.status_code != 400 or len(response.content) > 4096:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("code") == "nonce_too_low"
 
 
 def _checked(response: requests.Response) -> requests.Response:

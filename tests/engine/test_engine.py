@@ -11,7 +11,7 @@ import requests
 from ocean_provider.engine.embedded import EmbeddedEngine
 from ocean_provider.errors import JobNotFound, OperatorRejected, ResultNotFound
 from ocean_provider.operator.client import OperatorClient
-from tests.conftest import OTHER_KEY
+from tests.conftest import OTHER_KEY, PROVIDER_KEY
 from tests.engine.conftest import environment, start_engine
 from tests.engine.jobs import OWNER, read_result, submit, wait, workflow
 
@@ -213,3 +213,18 @@ def test_results_are_deleted_after_storage_expiry(tmp_path: Path) -> None:
             client.result(OWNER, job.job_id, 0, "0xsig", None)
     finally:
         engine.close()
+
+
+def test_two_provider_processes_sharing_a_key(running_engine: EmbeddedEngine) -> None:
+    """Process B signs with a nonce below one process A already used: B re-signs."""
+    first = running_engine.client
+    second = OperatorClient(running_engine.url, PROVIDER_KEY, connect_timeout=2, read_timeout=10)
+    stale = iter([1])
+    fresh = second._nonces.next
+    second._nonces.next = lambda: next(stale, None) or fresh()  # type: ignore[method-assign]
+    try:
+        first.status(OWNER)
+        job_id = second.start(OWNER, workflow("print(1)", DATA))[0].job_id
+        assert wait(second, job_id).status == 70
+    finally:
+        second.close()

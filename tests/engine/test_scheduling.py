@@ -18,7 +18,7 @@ import requests
 from ocean_provider.engine.embedded import EmbeddedEngine
 from ocean_provider.operator.client import OperatorClient
 from tests.conftest import PROVIDER_KEY
-from tests.engine.conftest import PROVIDER_ADDRESS, environment
+from tests.engine.conftest import PROVIDER_ADDRESS, environment, start_engine
 from tests.engine.jobs import OWNER, submit, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_url")]
@@ -110,3 +110,18 @@ def test_engine_killed_mid_run_recovers(tmp_path: Path, data_url: str) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
         client.close()
+
+
+def test_job_queued_past_max_queue_wait_ends_42(tmp_path: Path, data_url: str) -> None:
+    engine = start_engine(tmp_path / "e", [environment(maxJobs=1, maxQueueSeconds=1)])
+    client = engine.client
+    try:
+        running = submit(client, "import time; time.sleep(30)", data_url)
+        wait(client, running, until={40})
+        queued = submit(client, "print(1)", data_url)
+        job = wait(client, queued, timeout=20)  # 1 s of queue plus the deadline grace
+        assert (job.status, job.status_text) == (42, "Job timed out: waited too long in the queue")
+        (still,) = client.status(OWNER, running)
+        assert still.status == 40
+    finally:
+        engine.close()
