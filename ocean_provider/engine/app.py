@@ -17,6 +17,7 @@ from ocean_provider.engine.environments import parse_environments, parse_runtime
 from ocean_provider.engine.fetch import FetchPolicy, SafeFetcher
 from ocean_provider.engine.provision import Provisioner
 from ocean_provider.engine.sandbox import sandbox_available
+from ocean_provider.engine.sandbox_limits import remove_stale_cgroups
 from ocean_provider.engine.store import JobStore
 from ocean_provider.engine.worker import Scheduler, WorkerConfig
 from ocean_provider.errors import ConfigurationError
@@ -29,6 +30,7 @@ def create_engine_app(settings: EngineSettings, *, start_scheduler: bool = True)
     missing = sandbox_available()
     if missing is not None:
         raise ConfigurationError(f"the engine cannot sandbox jobs: {missing}")
+    remove_stale_cgroups()
     environments = parse_environments(settings.environments)
     runtimes = parse_runtimes(settings.runtimes)
     storage = settings.storage_dir

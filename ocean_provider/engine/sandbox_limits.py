@@ -98,6 +98,28 @@ class RunCgroups:
             _remove_cgroup(directory, deadline)
 
 
+def remove_stale_cgroups() -> int:
+    """Remove empty per-run cgroups an engine killed mid-run left behind.
+
+    A cgroup that still has members is in use (by another engine on this host)
+    and stays: rmdir refuses it.
+    """
+    removed = 0
+    for controller in ("memory", "pids"):
+        parent = CGROUP_MOUNT / controller / CGROUP_PARENT
+        if not parent.is_dir():
+            continue
+        for directory in (d for d in parent.iterdir() if d.is_dir()):
+            try:
+                directory.rmdir()
+            except OSError:
+                continue
+            removed += 1
+    if removed:
+        logger.info("removed %d cgroup(s) left by an earlier engine", removed)
+    return removed
+
+
 def _make_cgroup(controller: str, run_id: str) -> Path | None:
     hierarchy = CGROUP_MOUNT / controller
     if not (hierarchy / "cgroup.procs").exists():
