@@ -17,18 +17,26 @@ from eth_utils.address import to_checksum_address
 from ocean_provider.errors import NonceReused, ValidationFailed
 
 INITIAL_NONCE = Decimal(1)
+MAX_NONCE_TEXT = 80
+MIN_NONCE_EXPONENT, MAX_NONCE_EXPONENT = -30, 40  # nanosecond clocks are near 1e18
 
 
 def parse_nonce(value: object) -> Decimal:
     """Accept ints, digit strings and decimal strings; refuse the rest with a field error."""
     if isinstance(value, bool) or value is None:
         raise ValidationFailed({"nonce": ["The nonce must be a number."]})
+    text = str(value).strip()
+    if len(text) > MAX_NONCE_TEXT:
+        raise ValidationFailed({"nonce": ["The nonce is too long."]})
     try:
-        nonce = Decimal(str(value).strip())
+        nonce = Decimal(text)
     except InvalidOperation:
         raise ValidationFailed({"nonce": ["The nonce must be a number."]}) from None
     if not nonce.is_finite() or nonce < 0:
         raise ValidationFailed({"nonce": ["The nonce must be a non-negative number."]})
+    if nonce and not MIN_NONCE_EXPONENT <= nonce.adjusted() <= MAX_NONCE_EXPONENT:
+        # 1e999999999 is short to send but costly to print, compare and store
+        raise ValidationFailed({"nonce": ["The nonce is out of range."]})
     return nonce
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from eth_utils.address import to_checksum_address
 from flask import Blueprint, Response, current_app, jsonify, send_file
@@ -67,6 +66,13 @@ def _owned(owner: str, job_id: str | None, agreement_id: str | None = None) -> l
     return records
 
 
+def _queried(req: JobQuery) -> list[JobRecord]:
+    """The owner's jobs the query names: by jobId, agreementId and documentId (an input)."""
+    records = _owned(req.owner_address, req.job_id, req.agreement_id)
+    document = req.document_id
+    return [r for r in records if not document or document in r.job.input_dids]
+
+
 def _reply(jobs: list[OperatorJob]) -> Response:
     return jsonify([job.wire() for job in jobs])
 
@@ -102,9 +108,7 @@ def start() -> Response:
 def status() -> Response:
     req = parse(JobQuery, request_params())
     _ctx().authenticate(req, req.job_id)
-    records = _owned(req.owner_address, req.job_id, req.agreement_id)
-    document = req.document_id
-    return _reply([r.job for r in records if not document or document in r.job.input_dids])
+    return _reply([r.job for r in _queried(req)])
 
 
 @bp.put("/compute")
@@ -112,7 +116,7 @@ def stop() -> Response:
     ctx = _ctx()
     req = parse(JobQuery, request_params())
     ctx.authenticate(req, req.job_id)
-    records = _owned(req.owner_address, req.job_id, req.agreement_id)
+    records = _queried(req)
     for record in records:
         ctx.scheduler.stop(record.job.job_id)
     return _reply([_fresh(r) for r in records])
@@ -145,13 +149,13 @@ def get_result() -> Response:
     (record,) = _owned(req.owner_address, req.job_id)
     if req.index >= len(record.results):
         raise ResultNotFound(f"No such index {req.index} in this compute job")
-    stored = record.results[req.index]
-    if not Path(stored.path).is_file():  # expired a moment ago
+    path = _ctx().scheduler.result_file(req.job_id, record.results[req.index])
+    if path is None:  # expired a moment ago
         raise ResultNotFound(f"No such index {req.index} in this compute job")
     return send_file(
-        stored.path,
+        path,
         as_attachment=True,
-        download_name=stored.result.filename.replace("/", "_"),
+        download_name=_download_name(record.results[req.index].result.filename),
         conditional=True,
         max_age=0,
     )
@@ -168,3 +172,10 @@ def environments() -> Response:
 def _fresh(record: JobRecord) -> OperatorJob:
     latest = _ctx().store.get(record.job.job_id)
     return latest.job if latest else record.job
+
+
+def _download_name(filename: str) -> str:
+    """A header-safe name: no path separators, control characters or unencodable text."""
+    name = "".join("_" if ch in "/\\" or not ch.isprintable() else ch for ch in filename)
+    name = name.encode("utf-8", "replace").decode("utf-8")
+    return name or "result"

@@ -34,10 +34,14 @@ def create_engine_app(settings: EngineSettings, *, start_scheduler: bool = True)
     environments = parse_environments(settings.environments)
     runtimes = parse_runtimes(settings.runtimes)
     storage = settings.storage_dir
-    store = JobStore(storage / "engine.db")
+    store = JobStore(
+        storage / "engine.db", {env.id: env.storage_expiry for env in environments.values()}
+    )
     fetcher = SafeFetcher(
         FetchPolicy(
-            allow_private=settings.allow_private_downloads, max_bytes=settings.max_input_bytes
+            allow_private=settings.allow_private_downloads,
+            max_bytes=settings.max_input_bytes,
+            total_timeout=settings.provision_seconds,
         )
     )
     scheduler = Scheduler(

@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -152,7 +153,9 @@ class SafeFetcher:
         """Refuse further fetches. Idempotent."""
         self._closed = True
 
-    def fetch_to(self, file_object: Mapping[str, Any], dest: Path) -> int:
+    def fetch_to(
+        self, file_object: Mapping[str, Any], dest: Path, cancel: threading.Event | None = None
+    ) -> int:
         """Download into ``dest`` (created/overwritten); return bytes written.
 
         Streams in 64 KiB chunks through a temp file next to ``dest`` that is
@@ -162,24 +165,22 @@ class SafeFetcher:
         if self._closed:
             raise RuntimeError("SafeFetcher is closed")
         request = build_request(file_object)
-        deadline = _deadline(self.policy.total_timeout)
+        budget = _Budget(self.policy.total_timeout, cancel)
         try:
-            with self._open_final(request, deadline) as response:
+            with self._open_final(request, budget) as response:
                 _check_content_length(response, self.policy.max_bytes)
-                written = _write_atomically(response, Path(dest), self.policy.max_bytes, deadline)
+                written = _write_atomically(response, Path(dest), self.policy.max_bytes, budget)
         except HTTPError as exc:
             raise _map_transport_error(exc) from None
         logger.info("fetched %d bytes from %s", written, request.target.origin)
         return written
 
     @contextmanager
-    def _open_final(
-        self, request: FetchRequest, deadline: float | None
-    ) -> Iterator[BaseHTTPResponse]:
+    def _open_final(self, request: FetchRequest, budget: _Budget) -> Iterator[BaseHTTPResponse]:
         """Follow redirects; yield the final 2xx response, then clean up."""
         redirects = 0
         while True:
-            _check_deadline(deadline)
+            budget.check()
             pool, response = self._send(request)
             location = response.headers.get("Location")
             if response.status not in REDIRECT_CODES or not location:
@@ -252,7 +253,7 @@ class SafeFetcher:
 
 
 def _write_atomically(
-    response: BaseHTTPResponse, dest: Path, max_bytes: int, deadline: float | None
+    response: BaseHTTPResponse, dest: Path, max_bytes: int, budget: _Budget
 ) -> int:
     """Stream ``response`` into a temp file beside ``dest``, then rename it.
 
@@ -264,7 +265,7 @@ def _write_atomically(
         tmp_path = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out:
-                written = _copy_capped(response, out, max_bytes, deadline)
+                written = _copy_capped(response, out, max_bytes, budget)
             os.chmod(tmp_path, 0o644)
             os.replace(tmp_path, dest)
         except BaseException:
@@ -276,16 +277,18 @@ def _write_atomically(
     return written
 
 
-def _copy_capped(
-    response: BaseHTTPResponse, out: BinaryIO, max_bytes: int, deadline: float | None
-) -> int:
-    """Copy the body chunk by chunk, failing once more than ``max_bytes`` arrive."""
+def _copy_capped(response: BaseHTTPResponse, out: BinaryIO, max_bytes: int, budget: _Budget) -> int:
+    """Copy the body as it arrives, failing once more than ``max_bytes`` arrive.
+
+    ``read1`` returns what one read brings (at most CHUNK_SIZE), so a server
+    that trickles bytes still meets the budget check between reads.
+    """
     written = 0
-    for chunk in response.stream(CHUNK_SIZE, decode_content=True):
+    while chunk := response.read1(CHUNK_SIZE, decode_content=True):
         written += len(chunk)
         if written > max_bytes:
             raise FetchError("file exceeds size limit")
-        _check_deadline(deadline)
+        budget.check()
         out.write(chunk)
     return written
 
@@ -319,10 +322,15 @@ def _map_transport_error(exc: HTTPError) -> FetchError:
     return FetchError("connection error")
 
 
-def _deadline(total_timeout: float | None) -> float | None:
-    return None if total_timeout is None else time.monotonic() + total_timeout
+class _Budget:
+    """What ends a fetch early: the policy's total timeout, or a cancel event."""
 
+    def __init__(self, total_timeout: float | None, cancel: threading.Event | None) -> None:
+        self._ends = None if total_timeout is None else time.monotonic() + total_timeout
+        self._cancel = cancel
 
-def _check_deadline(deadline: float | None) -> None:
-    if deadline is not None and time.monotonic() > deadline:
-        raise FetchError("download took too long")
+    def check(self) -> None:
+        if self._cancel is not None and self._cancel.is_set():
+            raise FetchError("cancelled")
+        if self._ends is not None and time.monotonic() > self._ends:
+            raise FetchError("download took too long")

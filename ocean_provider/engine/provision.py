@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,16 +56,22 @@ class Provisioner:
         self._runtimes = runtimes
 
     def prepare(
-        self, job_dir: Path, workflow: Workflow, env_network: bool, log: ConfigLog
+        self,
+        job_dir: Path,
+        workflow: Workflow,
+        env_network: bool,
+        log: ConfigLog,
+        cancel: threading.Event | None = None,
     ) -> PreparedJob:
+        """Lay out ``job_dir/data``; ``cancel`` ends any download in progress."""
         stage = workflow.stage
         algorithm = stage.algorithm
         data = job_dir / "data"
         for name in DATA_DIRS:
             (data / name).mkdir(parents=True, exist_ok=True)
         runtime = self._runtime(algorithm.container, log)
-        dids = self._inputs(data, stage.input, log)
-        self._algorithm(data, algorithm, log)
+        dids = self._inputs(data, stage.input, log, cancel)
+        self._algorithm(data, algorithm, log, cancel)
         custom = json.dumps(algorithm.algocustomdata or {})
         (data / "inputs" / "algoCustomData.json").write_text(custom)
         self._runtime_bin(data, runtime)
@@ -96,7 +103,13 @@ class Provisioner:
             )
         return runtime
 
-    def _inputs(self, data: Path, inputs: Sequence[WorkflowInput], log: ConfigLog) -> list[str]:
+    def _inputs(
+        self,
+        data: Path,
+        inputs: Sequence[WorkflowInput],
+        log: ConfigLog,
+        cancel: threading.Event | None,
+    ) -> list[str]:
         for item in inputs:
             target = data / "inputs" / safe_name(item.id)
             target.mkdir(parents=True, exist_ok=True)
@@ -107,20 +120,27 @@ class Provisioner:
                     JobStatus.DATA_PROVISIONING_FAILED,
                     f"input {item.id} file {index}",
                     log,
+                    cancel,
                 )
             (data / "ddos" / safe_name(item.id)).write_text(json.dumps(item.ddo))
         return [item.id for item in inputs]
 
-    def _algorithm(self, data: Path, algorithm: WorkflowAlgorithm, log: ConfigLog) -> None:
+    def _algorithm(
+        self,
+        data: Path,
+        algorithm: WorkflowAlgorithm,
+        log: ConfigLog,
+        cancel: threading.Event | None,
+    ) -> None:
         target = data / "transformations" / "algorithm"
         failed = JobStatus.ALGORITHM_PROVISIONING_FAILED
         if algorithm.rawcode:
             target.write_text(algorithm.rawcode)
         elif algorithm.url:
             url_file = {"type": "url", "url": algorithm.url, "method": "GET"}
-            self._fetch(url_file, target, failed, "algorithm", log)
+            self._fetch(url_file, target, failed, "algorithm", log, cancel)
         else:  # the request model guarantees files when there is no rawcode or url
-            self._fetch(algorithm.files[0], target, failed, "algorithm", log)
+            self._fetch(algorithm.files[0], target, failed, "algorithm", log, cancel)
             if algorithm.id:
                 ddo_path = data / "ddos" / safe_name(algorithm.id)
                 ddo_path.write_text(json.dumps(algorithm.ddo or {}))
@@ -134,9 +154,10 @@ class Provisioner:
         status: JobStatus,
         what: str,
         log: ConfigLog,
+        cancel: threading.Event | None,
     ) -> None:
         try:
-            size = self._fetcher.fetch_to(file_object, dest)
+            size = self._fetcher.fetch_to(file_object, dest, cancel)
         except FetchError as exc:
             raise log.fail(status, f"{what}: {exc.reason}") from None
         log.write(f"{what}: fetched {size} bytes")

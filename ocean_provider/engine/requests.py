@@ -19,6 +19,8 @@ from ocean_provider.compute.requests import Schema as _Schema
 MAX_INPUTS = 32
 MAX_FILES = 64
 MAX_RAWCODE = 4 * 1024 * 1024
+# A DID names a folder under /data/inputs: no slashes, nothing like "..".
+DID_PATTERN = r"^did:[a-z0-9]+:[A-Za-z0-9._:-]+$"
 
 FileObject = dict[str, Any]
 
@@ -65,7 +67,7 @@ class ResultQuery(ProviderSigned):
 class WorkflowInput(Schema):
     """One dataset: its DID, DDO and decrypted file objects (our extension)."""
 
-    id: Id
+    id: Annotated[str, Field(pattern=DID_PATTERN, max_length=256)]
     files: Annotated[list[FileObject], Field(min_length=1, max_length=MAX_FILES)]
     ddo: dict[str, Any] = Field(default_factory=dict)
     allow_network: bool = Field(default=False, alias="allowNetworkAccess")
@@ -93,6 +95,13 @@ class WorkflowStage(Schema):
     input: Annotated[list[WorkflowInput], Field(min_length=1, max_length=MAX_INPUTS)]
     algorithm: WorkflowAlgorithm
     output: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _distinct_inputs(self) -> WorkflowStage:
+        ids = [item.id for item in self.input]
+        if len(set(ids)) != len(ids):
+            raise ValueError("each input must be a different asset (/data/inputs/<did>)")
+        return self
 
 
 class Workflow(Schema):

@@ -26,7 +26,13 @@ from pathlib import Path
 
 from ocean_provider.engine import sandbox_bwrap as bw
 from ocean_provider.engine import sandbox_setup as setup
-from ocean_provider.engine.sandbox_limits import RunCgroups, apply_rlimits, output_usage
+from ocean_provider.engine.sandbox_limits import (
+    RunCgroups,
+    apply_rlimits,
+    namespace_pids,
+    output_usage,
+    unlinked_usage,
+)
 from ocean_provider.engine.sandbox_types import (
     MIB,
     OutcomeReason,
@@ -71,6 +77,7 @@ class SandboxRun:
         self._status: bw.BwrapStatus | None = None
         self._pidfd = -1
         self._child_pidfd = -1
+        self._child_pid = 0
         self._reaped = False
         self._outcome: SandboxOutcome | None = None
 
@@ -178,6 +185,7 @@ class SandboxRun:
     def _confine(self, child: int) -> None:
         try:
             self._child_pidfd = os.pidfd_open(child)
+            self._child_pid = child
             self._cgroups.attach(child)
             apply_rlimits(child, self._spec.limits, self._cgroups)
         except ProcessLookupError:
@@ -226,7 +234,11 @@ class SandboxRun:
 
     def _output_exceeded(self) -> bool:
         limit = self._spec.limits.output_bytes
-        return output_usage(setup.output_roots(self._spec), limit) > limit
+        used = output_usage(setup.output_roots(self._spec), limit)
+        if used <= limit and self._child_pid and not self._reaped:
+            device = self._spec.data_dir.stat().st_dev
+            used += unlinked_usage(namespace_pids(self._child_pid), device)
+        return used > limit
 
     def _classify_exit(self) -> SandboxOutcome:
         assert self._status is not None

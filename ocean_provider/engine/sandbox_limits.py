@@ -7,6 +7,7 @@ import logging
 import os
 import resource
 import signal
+import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -228,4 +229,44 @@ def _scan_dir(directory: str, pending: list[str]) -> int:
                 total += max(size, ENTRY_MIN_BYTES)
                 if entry.is_dir(follow_symlinks=False):
                     pending.append(entry.path)
+    return total
+
+
+def namespace_pids(ns_init: int) -> list[int]:
+    """Host pids of every process in the pid namespace whose pid 1 is ``ns_init``."""
+    try:
+        namespace = os.stat(f"/proc/{ns_init}/ns/pid").st_ino
+    except OSError:
+        return []
+    pids = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.stat(f"/proc/{name}/ns/pid").st_ino == namespace:
+                    pids.append(int(name))
+    return pids
+
+
+def unlinked_usage(pids: Iterable[int], device: int) -> int:
+    """Bytes of deleted-but-open regular files on ``device`` held by ``pids``.
+
+    A file written after its last name is gone escapes a scan of the
+    directories, yet fills the disk all the same.
+    """
+    seen: set[int] = set()
+    total = 0
+    for pid in pids:
+        fd_dir = f"/proc/{pid}/fd"
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(fd_dir):
+                with contextlib.suppress(OSError):  # closed meanwhile
+                    info = os.stat(f"{fd_dir}/{fd}")
+                    if (
+                        stat.S_ISREG(info.st_mode)
+                        and info.st_nlink == 0
+                        and info.st_dev == device
+                        and info.st_ino not in seen
+                    ):
+                        seen.add(info.st_ino)
+                        total += max(info.st_size, ENTRY_MIN_BYTES)
     return total

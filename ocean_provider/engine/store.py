@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +42,7 @@ CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (environment, status, date_created
 CREATE INDEX IF NOT EXISTS jobs_owner ON jobs (owner);
 """
 ACTIVE = tuple(sorted(s.value for s in JobStatus if not s.terminal))
+DEFAULT_RETENTION = 86400.0
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,9 @@ class AgreementInUse(Exception):
 
 
 class JobStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, retention: Mapping[str, float] | None = None) -> None:
+        """``retention``: seconds a finished job's files are kept, by environment id."""
+        self._retention = dict(retention or {})
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -184,34 +187,36 @@ class JobStore:
         status: JobStatus,
         detail: str = "",
         results: Sequence[StoredResult] = (),
-        expires: float | None = None,
+        *,
+        only_from: Sequence[int] = ACTIVE,
     ) -> bool:
-        """End a live job once; the first terminal state wins."""
+        """End a job in one of ``only_from`` (default: any live state) once.
+
+        The first terminal state wins. The job's files expire after its
+        environment's retention, and the workflow loses its file objects
+        (decrypted URLs and headers are needed only while provisioning).
+        """
         text = f"{status.text}: {detail}" if detail else status.text
         payload = json.dumps([{**r.result.model_dump(), "path": r.path} for r in results])
+        now = time.time()
         with self._tx() as db:
+            row = db.execute(
+                "SELECT environment, workflow FROM jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            expires = now + self._retention.get(row[0], DEFAULT_RETENTION)
             cursor = db.execute(
                 "UPDATE jobs SET status = ?, status_text = ?, date_finished = ?, results = ?, "
-                f"expires = ? WHERE job_id = ? AND status IN ({','.join('?' * len(ACTIVE))})",
-                (status, text, time.time(), payload, expires, job_id, *ACTIVE),
+                "expires = ?, workflow = ? "
+                f"WHERE job_id = ? AND status IN ({','.join('?' * len(only_from))})",
+                (status, text, now, payload, expires, _redacted(row[1]), job_id, *only_from),
             )
             return cursor.rowcount == 1
 
     def finish_if_queued(self, job_id: str) -> bool:
         """A queued job that is asked to stop ends at once (7)."""
-        with self._tx() as db:
-            cursor = db.execute(
-                "UPDATE jobs SET status = ?, status_text = ?, date_finished = ? "
-                "WHERE job_id = ? AND status = ?",
-                (
-                    JobStatus.STOPPED,
-                    JobStatus.STOPPED.text,
-                    time.time(),
-                    job_id,
-                    JobStatus.WARMING_UP,
-                ),
-            )
-            return cursor.rowcount == 1
+        return self.finish(job_id, JobStatus.STOPPED, only_from=(JobStatus.WARMING_UP,))
 
     def request_stop(self, job_id: str) -> None:
         with self._tx() as db:
@@ -294,6 +299,17 @@ def _record(row: Sequence[Any]) -> JobRecord:
         environment=environment,
     )
     return JobRecord(job, provider, json.loads(workflow), float(deadline), stored)
+
+
+def _redacted(workflow_json: str) -> str:
+    """The stored workflow without file objects or algorithm URL."""
+    workflow = json.loads(workflow_json)
+    for stage in workflow.get("stages", []):
+        for item in stage.get("input", []):
+            item["files"] = []
+        algorithm = stage.get("algorithm", {})
+        algorithm["files"], algorithm["url"] = [], ""
+    return json.dumps(workflow)
 
 
 def is_terminal(status: int) -> bool:

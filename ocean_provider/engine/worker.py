@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.2
 DEADLINE_GRACE = 5.0
+MAX_OUTPUTS = 10_000
 SANDBOX_UID = 65534
 
 
@@ -49,6 +51,7 @@ class Scheduler:
         self._provisioner = provisioner
         self._config = config
         self._runs: dict[str, SandboxRun] = {}
+        self._cancels: dict[str, threading.Event] = {}  # jobs provisioning
         self._threads: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -68,11 +71,13 @@ class Scheduler:
         self._closing.set()
         self._wake.set()
         with self._lock:
-            runs = list(self._runs.values())
-        for run in runs:
-            run.stop()
-        if self._thread:
-            self._thread.join(timeout)
+            busy = set(self._runs) | set(self._cancels)
+            threads = list(self._threads.values())
+        for job_id in busy:
+            self._interrupt(job_id)
+        ends = time.monotonic() + timeout
+        for thread in [*threads, *([self._thread] if self._thread else [])]:
+            thread.join(max(0.0, ends - time.monotonic()))
 
     def wake(self) -> None:
         self._wake.set()
@@ -93,8 +98,15 @@ class Scheduler:
         """PUT: a queued job ends at once; a running one is killed and then published."""
         self._store.request_stop(job_id)
         self._store.finish_if_queued(job_id)
+        self._interrupt(job_id)
+
+    def _interrupt(self, job_id: str) -> None:
+        """Cancel the job's downloads or kill its sandbox, whichever it is in."""
         with self._lock:
             run = self._runs.get(job_id)
+            cancel = self._cancels.get(job_id)
+        if cancel is not None:
+            cancel.set()
         if run is not None:
             run.stop()
 
@@ -140,6 +152,9 @@ class Scheduler:
                 continue
             with self._lock:
                 run = self._runs.get(job_id)
+                cancel = self._cancels.get(job_id)
+            if cancel is not None:
+                cancel.set()  # its downloads stop; the finish below wins
             if run is not None:
                 run.stop()  # the job's thread publishes and ends it
             elif status == JobStatus.WARMING_UP:
@@ -158,8 +173,8 @@ class Scheduler:
             return
         self._last_cleanup = now
         for job_id in self._store.expired(now):
+            self._store.forget_results(job_id)  # first: nobody is served a vanishing file
             shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
-            self._store.forget_results(job_id)
             log.info("results of job %s expired and were deleted", job_id)
 
     def _run_job(self, job_id: str, env: Environment) -> None:
@@ -176,6 +191,7 @@ class Scheduler:
         finally:
             with self._lock:
                 self._runs.pop(job_id, None)
+                self._cancels.pop(job_id, None)
                 self._threads.pop(job_id, None)
             self._wake.set()
 
@@ -184,20 +200,27 @@ class Scheduler:
         if record is None or not self._store.advance(job_id, JobStatus.CONFIGURING):
             return
         config_log = ConfigLog(self.job_dir(job_id) / "admin" / "configure.log")
+        cancel = threading.Event()
+        with self._lock:
+            self._cancels[job_id] = cancel
+        latest = self._store.get(job_id)  # a stop that came before the event was registered
+        if latest is None or latest.job.stopreq:
+            cancel.set()
         try:
             workflow = Workflow.model_validate(record.workflow)
             prepared = self._provisioner.prepare(
-                self.job_dir(job_id), workflow, env.allow_network, config_log
+                self.job_dir(job_id), workflow, env.allow_network, config_log, cancel
             )
         except ProvisionFailed as failed:
-            self._store.finish(
-                job_id,
-                failed.status,
-                failed.reason,
-                self._collect(job_id),
-                expires=time.time() + env.storage_expiry,
-            )
+            stopped = self._store.get(job_id)
+            if cancel.is_set() and stopped is not None and stopped.job.stopreq:
+                self._store.finish(job_id, JobStatus.STOPPED, results=self._collect(job_id))
+            else:
+                self._store.finish(job_id, failed.status, failed.reason, self._collect(job_id))
             return
+        finally:
+            with self._lock:
+                self._cancels.pop(job_id, None)
         if not self._store.advance(job_id, JobStatus.PROVISIONED):
             return
         deadline = time.time() + env.max_job_duration
@@ -220,7 +243,7 @@ class Scheduler:
                 max_processes=env.max_processes,
                 output_bytes=env.max_output_mb * MIB,
             ),
-            log_path=prepared.data_dir / "logs" / "algorithm.log",
+            log_path=self.job_dir(job_id) / "admin" / "algorithm.log",  # out of the job's reach
             ro_binds=prepared.ro_binds,
         )
         run = SandboxRun.start(spec)
@@ -242,34 +265,63 @@ class Scheduler:
             status, detail = JobStatus.COMPLETED, ""
         elif stopped:
             status, detail = JobStatus.STOPPED, ""
+        elif outcome.reason == "stopped" and self._closing.is_set():
+            status, detail = JobStatus.ALGORITHM_FAILED, "interrupted by an engine shutdown"
         elif outcome.reason in ("timeout", "stopped"):
             status, detail = JobStatus.TIMED_OUT, outcome.detail
         else:
             status, detail = JobStatus.ALGORITHM_FAILED, outcome.detail
         deadline = time.time() + self._config.publish_seconds
         self._store.advance(job_id, JobStatus.PUBLISHING, deadline=deadline)
-        self._store.finish(
-            job_id, status, detail, self._collect(job_id), expires=time.time() + env.storage_expiry
-        )
+        self._store.finish(job_id, status, detail, self._collect(job_id))
 
     def _collect(self, job_id: str) -> list[StoredResult]:
-        """Outputs (recursively, sorted), then the algorithm log, then the configuration log."""
+        """Outputs (recursively, sorted; regular files only, at most MAX_OUTPUTS), then the
+        algorithm log, then the configuration log."""
         root = self.job_dir(job_id)
         found: list[tuple[Path, str, str]] = []
         outputs = root / "data" / "outputs"
         if outputs.is_dir():
-            for path in sorted(p for p in outputs.rglob("*") if p.is_file() and not p.is_symlink()):
+            files = sorted(p for p in outputs.rglob("*") if _regular(p))
+            if len(files) > MAX_OUTPUTS:
+                log.warning("job %s: %d outputs, keeping %d", job_id, len(files), MAX_OUTPUTS)
+            for path in files[:MAX_OUTPUTS]:
                 found.append((path, str(path.relative_to(outputs)), "output"))
         for path, kind in (
-            (root / "data/logs/algorithm.log", "algorithmLog"),
-            (root / "admin/configure.log", "configurationLog"),
+            (root / "admin" / "algorithm.log", "algorithmLog"),
+            (root / "admin" / "configure.log", "configurationLog"),
         ):
-            if path.is_file():
+            if _regular(path):
                 found.append((path, path.name, kind))
         return [
             StoredResult(
-                ResultFile(index=i, filename=name, filesize=path.stat().st_size, type=kind),
+                ResultFile(index=i, filename=name, filesize=path.lstat().st_size, type=kind),
                 str(path),
             )
             for i, (path, name, kind) in enumerate(found)
         ]
+
+    def result_file(self, job_id: str, stored: StoredResult) -> Path | None:
+        """The result's file if it is still a regular file inside the job's folder.
+
+        Checked again when served: the engine reads as root, so a link the
+        algorithm left behind must never be followed.
+        """
+        path, job_dir = Path(stored.path), self.job_dir(job_id)
+        if not path.is_relative_to(job_dir) or not _regular(path):
+            return None
+        inside = job_dir
+        for part in path.relative_to(job_dir).parts[:-1]:
+            inside = inside / part
+            if inside.is_symlink():
+                return None
+        return path
+
+
+def _regular(path: Path) -> bool:
+    """A regular file with one name, reached without following any symlink."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_nlink == 1

@@ -69,13 +69,23 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], N
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(5, "5"), ("7", "7"), ("1644315615.24195", "1644315615.24195"), (" 12 ", "12")],
+    [
+        (5, "5"),
+        ("7", "7"),
+        ("1644315615.24195", "1644315615.24195"),
+        (" 12 ", "12"),
+        ("0", "0"),
+        ("1795933968466724553", "1795933968466724553"),
+    ],
 )
 def test_parse_nonce_accepts_numbers(value: object, expected: str) -> None:
     assert nonce_text(parse_nonce(value)) == expected
 
 
-@pytest.mark.parametrize("value", [None, True, "abc", "-1", "NaN", "Infinity", ""])
+@pytest.mark.parametrize(
+    "value",
+    [None, True, "abc", "-1", "NaN", "Infinity", "", "1e5000", "1e999999999", "1e-999", "9" * 81],
+)
 def test_parse_nonce_refuses_the_rest(value: object) -> None:
     with pytest.raises(ValidationFailed):
         parse_nonce(value)

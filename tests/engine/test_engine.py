@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ from ocean_provider.errors import JobNotFound, OperatorRejected, ResultNotFound
 from ocean_provider.operator.client import OperatorClient
 from tests.conftest import OTHER_KEY, PROVIDER_KEY
 from tests.engine.conftest import environment, start_engine
-from tests.engine.jobs import OWNER, read_result, submit, wait, workflow
+from tests.engine.jobs import DID, OWNER, read_result, submit, wait, workflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_url")]
 DATA = "DATA_URL"  # replaced by the data_url fixture with the file server's numbers.csv
@@ -132,6 +135,19 @@ def test_unknown_image_and_missing_data_fail_in_provisioning(
     assert b"FAILED" in read_result(client, job, "configurationLog")
 
 
+def test_stop_by_document_stops_only_jobs_on_that_document(
+    running_engine: EmbeddedEngine,
+) -> None:
+    client = running_engine.client
+    job_id = submit(client, "import time; time.sleep(60)", DATA)
+    wait(client, job_id, until={40})
+    assert client.stop(OWNER, None, "did:op:" + "e" * 64) == []
+    assert client.status(OWNER, job_id)[0].status == 40
+    (stopping,) = client.stop(OWNER, None, DID)
+    assert stopping.job_id == job_id
+    assert wait(client, job_id, timeout=10).status == 7
+
+
 def test_delete_removes_job_and_files(running_engine: EmbeddedEngine) -> None:
     client = running_engine.client
     job_id = submit(client, "open('/data/outputs/o', 'w').write('1')", DATA)
@@ -195,20 +211,25 @@ def test_one_agreement_one_active_job(running_engine: EmbeddedEngine) -> None:
         client.start(OWNER, payload)
 
 
-def test_results_are_deleted_after_storage_expiry(tmp_path: Path) -> None:
+def test_results_are_deleted_after_storage_expiry(tmp_path: Path, file_server: str) -> None:
     engine = start_engine(tmp_path / "e", [environment(storageExpiry=1)])
     try:
         client = engine.client
         job = wait(client, submit(client, "open('/data/outputs/o', 'w').write('1')", DATA))
-        assert job.status == 70 and job.results
-        assert (engine.storage / "jobs" / job.job_id).exists()
+        failed = wait(client, submit(client, "print(1)", f"{file_server}/missing.csv"))
+        assert (job.status, failed.status) == (70, 31) and job.results
+        jobs_dir = engine.storage / "jobs"
+        assert (jobs_dir / job.job_id).exists() and (jobs_dir / failed.job_id).exists()
+        for finished in (job, failed):  # decrypted file objects are not kept
+            record = engine.context.store.get(finished.job_id)
+            assert record is not None
+            assert record.workflow["stages"][0]["input"][0]["files"] == []
         deadline = time.monotonic() + 20  # expiry is checked every few seconds
-        while client.status(OWNER, job.job_id)[0].results:
-            assert time.monotonic() < deadline, "results outlived storageExpiry"
+        while (jobs_dir / job.job_id).exists() or (jobs_dir / failed.job_id).exists():
+            assert time.monotonic() < deadline, "files outlived storageExpiry"
             time.sleep(0.2)
-        assert not (engine.storage / "jobs" / job.job_id).exists()
         (kept,) = client.status(OWNER, job.job_id)
-        assert kept.status == 70  # the record stays; only the files are gone
+        assert kept.status == 70 and kept.results == []  # the record stays; files are gone
         with pytest.raises(ResultNotFound):
             client.result(OWNER, job.job_id, 0, "0xsig", None)
     finally:
@@ -228,3 +249,98 @@ def test_two_provider_processes_sharing_a_key(running_engine: EmbeddedEngine) ->
         assert wait(second, job_id).status == 70
     finally:
         second.close()
+
+
+LINKS = """
+import os, pathlib
+out = pathlib.Path("/data/outputs")
+os.symlink("/etc/shadow", out / "shadow")
+os.symlink("ENGINE_DB", out / "db")
+os.symlink("/etc", out / "etc-dir")
+os.symlink("/etc/shadow", "/data/logs/algorithm.log")
+(out / "name\\nwith\\rbreaks.txt").write_text("ok")
+print("linked")
+"""
+
+
+def test_links_left_by_a_job_are_never_followed(running_engine: EmbeddedEngine) -> None:
+    client = running_engine.client
+    code = LINKS.replace("ENGINE_DB", str(running_engine.storage / "engine.db"))
+    job = wait(client, submit(client, code, DATA))
+    assert job.status == 70, job.status_text
+    names = [r.filename for r in job.results]
+    assert names == ["name\nwith\rbreaks.txt", "algorithm.log", "configure.log"]
+    assert read_result(client, job, "algorithmLog") == b"linked\n"
+    download = client.result(OWNER, job.job_id, 0, "0xsig", None)
+    assert b"".join(download.chunks()) == b"ok"
+    assert download.filename == "name_with_breaks.txt"
+
+    # a result swapped for a link after publishing is refused, not followed
+    stored = running_engine.storage / "jobs" / job.job_id / "admin" / "algorithm.log"
+    stored.unlink()
+    stored.symlink_to("/etc/shadow")
+    with pytest.raises(ResultNotFound):
+        client.result(OWNER, job.job_id, 1, "0xsig", None)
+
+
+UNLINKED_FILLER = """
+import os
+chunk = b"0" * (1 << 20)
+held = []
+for n in range(64):
+    f = open(f"/data/outputs/f{n}", "wb")
+    os.unlink(f"/data/outputs/f{n}")
+    for _ in range(4):
+        f.write(chunk)
+    held.append(f)
+import time; time.sleep(30)
+"""
+
+
+def test_deleted_open_files_count_against_the_output_limit(tmp_path: Path) -> None:
+    engine = start_engine(tmp_path / "e", [environment(maxOutputMB=16)])
+    try:
+        job = wait(engine.client, submit(engine.client, UNLINKED_FILLER, DATA), timeout=30)
+        assert (job.status, job.status_text) == (
+            41,
+            "Algorithm failed: output limit 16 MiB exceeded",
+        )
+    finally:
+        engine.close()
+
+
+class _Trickle(BaseHTTPRequestHandler):
+    """A dataset that arrives one byte every 50 ms (a slow or hostile origin)."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "100000")
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            for _ in range(400):
+                self.wfile.write(b"1")
+                self.wfile.flush()
+                time.sleep(0.05)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_stop_during_provisioning_cancels_the_download(running_engine: EmbeddedEngine) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = running_engine.client
+        url = f"http://127.0.0.1:{server.server_address[1]}/data.csv"
+        job_id = submit(client, "print(1)", url)
+        wait(client, job_id, until={20})
+        time.sleep(0.3)  # the download is under way
+        started = time.monotonic()
+        client.stop(OWNER, job_id, None)
+        job = wait(client, job_id, timeout=10)
+        assert (job.status, job.status_text) == (7, "Job stopped")
+        assert time.monotonic() - started < 3
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -47,6 +47,8 @@ def _start_body(engine: EmbeddedEngine, **changes: Any) -> dict[str, Any]:
         ({f"{STAGE}.input": []}, f"{STAGE}.input"),
         ({f"{STAGE}.input.0.files": []}, f"{STAGE}.input.0.files"),
         ({f"{STAGE}.input.0.id": _DROP}, f"{STAGE}.input.0.id"),
+        ({f"{STAGE}.input.0.id": "../../etc"}, f"{STAGE}.input.0.id"),
+        ({f"{STAGE}.input.0.id": "did:op:a/b"}, f"{STAGE}.input.0.id"),
         ({f"{STAGE}.algorithm.rawcode": ""}, f"{STAGE}.algorithm"),
         ({f"{STAGE}.algorithm.container": _DROP}, f"{STAGE}.algorithm.container"),
         ({f"{STAGE}.algorithm.container.image": ""}, f"{STAGE}.algorithm.container.image"),
@@ -63,6 +65,15 @@ def test_bad_start_bodies(
     assert reply.json()["code"] == "invalid_request"
     assert field in reply.json()["errors"], reply.json()["errors"]
     assert running_engine.context.store.find(OWNER, None, None) == []
+
+
+def test_the_same_input_twice(running_engine: EmbeddedEngine) -> None:
+    body = _start_body(running_engine)
+    stage = body["workflow"]["stages"][0]
+    stage["input"].append(copy.deepcopy(stage["input"][0]))
+    reply = requests.post(running_engine.url + f"{OPERATOR}/compute", json=body, timeout=10)
+    assert (reply.status_code, reply.json()["code"]) == (400, "invalid_request")
+    assert STAGE in reply.json()["errors"]
 
 
 def test_unknown_environment(running_engine: EmbeddedEngine) -> None:

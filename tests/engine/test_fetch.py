@@ -6,6 +6,7 @@ ever opening a connection.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import shutil
@@ -98,6 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
             "/to": lambda q: self._redirect(int(q["code"][0]), q["location"][0]),
             "/slow-body": self._slow_body,
             "/slow-headers": self._slow_headers,
+            "/trickle": self._trickle,
             "/echo": self._echo,
             "/host": lambda q: self._send(200, self.headers["Host"].encode()),
         }
@@ -155,6 +157,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(FILE_BYTES[:1024])
         release.wait(5)
+        self.close_connection = True
+
+    def _trickle(self, query: dict[str, list[str]]) -> None:
+        """One byte every 50 ms, never idle long enough for a read timeout."""
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(FILE_BYTES)))
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            for byte in FILE_BYTES[:200]:
+                if self.server.release.wait(0.05):
+                    break
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
         self.close_connection = True
 
     def _slow_headers(self, query: dict[str, list[str]]) -> None:
@@ -365,14 +380,14 @@ def test_streams_in_bounded_chunks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sizes: list[int] = []
-    original = HTTPResponse.stream
+    original = HTTPResponse.read1
 
-    def spy(self: HTTPResponse, amt: int | None = None, **kw: Any) -> Iterator[bytes]:
-        for chunk in original(self, amt, **kw):
-            sizes.append(len(chunk))
-            yield chunk
+    def spy(self: HTTPResponse, amt: int | None = None, **kw: Any) -> bytes:
+        chunk = original(self, amt, **kw)
+        sizes.append(len(chunk))
+        return chunk
 
-    monkeypatch.setattr(HTTPResponse, "stream", spy)
+    monkeypatch.setattr(HTTPResponse, "read1", spy)
     make_fetcher().fetch_to(_file(_url(server, "/stream?n=1048576")), tmp_path / "o")
     assert sum(sizes) == 1 << 20
     assert len(sizes) >= 16 and max(sizes) <= CHUNK_SIZE
@@ -635,6 +650,29 @@ def test_read_timeout(
     with pytest.raises(FetchError, match="read timed out"):
         make_fetcher(read_timeout=0.3).fetch_to(_file(_url(server, path)), tmp_path / "o")
     assert time.monotonic() - started < 3
+    _assert_nothing_written(tmp_path)
+
+
+def test_total_timeout_ends_a_trickling_download(
+    server: _Server, make_fetcher: Callable[..., SafeFetcher], tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="download took too long"):
+        fetcher = make_fetcher(read_timeout=1, total_timeout=0.5)
+        fetcher.fetch_to(_file(_url(server, "/trickle")), tmp_path / "o")
+    assert time.monotonic() - started < 2
+    _assert_nothing_written(tmp_path)
+
+
+def test_cancel_ends_a_download_in_progress(
+    server: _Server, make_fetcher: Callable[..., SafeFetcher], tmp_path: Path
+) -> None:
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="cancelled"):
+        make_fetcher().fetch_to(_file(_url(server, "/trickle")), tmp_path / "o", cancel)
+    assert time.monotonic() - started < 2
     _assert_nothing_written(tmp_path)
 
 

@@ -125,3 +125,16 @@ def test_job_queued_past_max_queue_wait_ends_42(tmp_path: Path, data_url: str) -
         assert still.status == 40
     finally:
         engine.close()
+
+
+def test_shutdown_ends_running_jobs_with_a_clear_reason(tmp_path: Path, data_url: str) -> None:
+    engine = start_engine(tmp_path / "e", [environment()])
+    job_id = submit(engine.client, "import time; time.sleep(60)", data_url)
+    wait(engine.client, job_id, until={40})
+    engine.close()  # stops the sandbox and lets the job's thread publish
+    record = engine.context.store.get(job_id)
+    assert record is not None
+    assert (record.job.status, record.job.status_text) == (
+        41,
+        "Algorithm failed: interrupted by an engine shutdown",
+    )
