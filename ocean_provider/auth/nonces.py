@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,6 +18,7 @@ from eth_utils.address import to_checksum_address
 from ocean_provider.errors import NonceReused, ValidationFailed
 
 INITIAL_NONCE = Decimal(1)
+WAL_ATTEMPTS = 100
 MAX_NONCE_TEXT = 80
 MIN_NONCE_EXPONENT, MAX_NONCE_EXPONENT = -30, 40  # nanosecond clocks are near 1e18
 
@@ -73,7 +75,7 @@ class SqliteNonceStore:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
+            _use_wal(db)
             self._local.db = db
         return db
 
@@ -111,6 +113,19 @@ class SqliteNonceStore:
                 (key, nonce_text(INITIAL_NONCE)),
             )
             return INITIAL_NONCE
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch to WAL. The switch takes an exclusive lock without waiting on busy
+    connections, so workers opening a new database together retry it briefly."""
+    for attempt in range(WAL_ATTEMPTS):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05)
 
 
 class _Transaction:

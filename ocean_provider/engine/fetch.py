@@ -154,22 +154,28 @@ class SafeFetcher:
         self._closed = True
 
     def fetch_to(
-        self, file_object: Mapping[str, Any], dest: Path, cancel: threading.Event | None = None
+        self,
+        file_object: Mapping[str, Any],
+        dest: Path,
+        cancel: threading.Event | None = None,
+        max_bytes: int | None = None,
     ) -> int:
         """Download into ``dest`` (created/overwritten); return bytes written.
 
         Streams in 64 KiB chunks through a temp file next to ``dest`` that is
-        renamed on success, so a failed fetch leaves nothing behind.
+        renamed on success, so a failed fetch leaves nothing behind. Setting
+        ``cancel`` ends it between reads; ``max_bytes`` lowers the policy's cap.
         Raises :class:`FetchError`.
         """
         if self._closed:
             raise RuntimeError("SafeFetcher is closed")
         request = build_request(file_object)
         budget = _Budget(self.policy.total_timeout, cancel)
+        cap = self.policy.max_bytes if max_bytes is None else min(max_bytes, self.policy.max_bytes)
         try:
             with self._open_final(request, budget) as response:
-                _check_content_length(response, self.policy.max_bytes)
-                written = _write_atomically(response, Path(dest), self.policy.max_bytes, budget)
+                _check_content_length(response, cap)
+                written = _write_atomically(response, Path(dest), cap, budget)
         except HTTPError as exc:
             raise _map_transport_error(exc) from None
         logger.info("fetched %d bytes from %s", written, request.target.origin)

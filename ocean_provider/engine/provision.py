@@ -70,8 +70,9 @@ class Provisioner:
         for name in DATA_DIRS:
             (data / name).mkdir(parents=True, exist_ok=True)
         runtime = self._runtime(algorithm.container, log)
-        dids = self._inputs(data, stage.input, log, cancel)
-        self._algorithm(data, algorithm, log, cancel)
+        downloads = JobDownloads(self._fetcher, log, cancel, self._fetcher.policy.max_bytes)
+        dids = self._inputs(data, stage.input, downloads)
+        self._algorithm(data, algorithm, log, downloads)
         custom = json.dumps(algorithm.algocustomdata or {})
         (data / "inputs" / "algoCustomData.json").write_text(custom)
         self._runtime_bin(data, runtime)
@@ -104,33 +105,23 @@ class Provisioner:
         return runtime
 
     def _inputs(
-        self,
-        data: Path,
-        inputs: Sequence[WorkflowInput],
-        log: ConfigLog,
-        cancel: threading.Event | None,
+        self, data: Path, inputs: Sequence[WorkflowInput], downloads: JobDownloads
     ) -> list[str]:
         for item in inputs:
             target = data / "inputs" / safe_name(item.id)
             target.mkdir(parents=True, exist_ok=True)
             for index, file_object in enumerate(item.files):
-                self._fetch(
+                downloads.fetch(
                     file_object,
                     target / str(index),
                     JobStatus.DATA_PROVISIONING_FAILED,
                     f"input {item.id} file {index}",
-                    log,
-                    cancel,
                 )
             (data / "ddos" / safe_name(item.id)).write_text(json.dumps(item.ddo))
         return [item.id for item in inputs]
 
     def _algorithm(
-        self,
-        data: Path,
-        algorithm: WorkflowAlgorithm,
-        log: ConfigLog,
-        cancel: threading.Event | None,
+        self, data: Path, algorithm: WorkflowAlgorithm, log: ConfigLog, downloads: JobDownloads
     ) -> None:
         target = data / "transformations" / "algorithm"
         failed = JobStatus.ALGORITHM_PROVISIONING_FAILED
@@ -138,29 +129,14 @@ class Provisioner:
             target.write_text(algorithm.rawcode)
         elif algorithm.url:
             url_file = {"type": "url", "url": algorithm.url, "method": "GET"}
-            self._fetch(url_file, target, failed, "algorithm", log, cancel)
+            downloads.fetch(url_file, target, failed, "algorithm")
         else:  # the request model guarantees files when there is no rawcode or url
-            self._fetch(algorithm.files[0], target, failed, "algorithm", log, cancel)
+            downloads.fetch(algorithm.files[0], target, failed, "algorithm")
             if algorithm.id:
                 ddo_path = data / "ddos" / safe_name(algorithm.id)
                 ddo_path.write_text(json.dumps(algorithm.ddo or {}))
         os.chmod(target, 0o644)
         log.write(f"algorithm ready ({target.stat().st_size} bytes)")
-
-    def _fetch(
-        self,
-        file_object: Mapping[str, Any],
-        dest: Path,
-        status: JobStatus,
-        what: str,
-        log: ConfigLog,
-        cancel: threading.Event | None,
-    ) -> None:
-        try:
-            size = self._fetcher.fetch_to(file_object, dest, cancel)
-        except FetchError as exc:
-            raise log.fail(status, f"{what}: {exc.reason}") from None
-        log.write(f"{what}: fetched {size} bytes")
 
     @staticmethod
     def _runtime_bin(data: Path, runtime: Runtime) -> None:
@@ -171,6 +147,35 @@ class Provisioner:
             link = bin_dir / alias
             if not link.is_symlink():
                 link.symlink_to(runtime.executable)
+
+
+class JobDownloads:
+    """One job's downloads: logged, cancellable, and capped together at ``budget`` bytes."""
+
+    def __init__(
+        self,
+        fetcher: SafeFetcher,
+        log: ConfigLog,
+        cancel: threading.Event | None,
+        budget: int,
+    ) -> None:
+        self._fetcher = fetcher
+        self._log = log
+        self._cancel = cancel
+        self._remaining = budget
+
+    def fetch(
+        self, file_object: Mapping[str, Any], dest: Path, status: JobStatus, what: str
+    ) -> None:
+        try:
+            size = self._fetcher.fetch_to(file_object, dest, self._cancel, self._remaining)
+        except FetchError as exc:
+            reason = exc.reason
+            if reason == "file exceeds size limit":
+                reason = "the job's inputs exceed the engine's input size limit"
+            raise self._log.fail(status, f"{what}: {reason}") from None
+        self._remaining -= size
+        self._log.write(f"{what}: fetched {size} bytes")
 
 
 class ConfigLog:

@@ -272,7 +272,7 @@ class SandboxRun:
         """SIGKILL bwrap, the sandbox's pid 1 (tears down the pid namespace) and
         everything left in the cgroups."""
         with self._lock:
-            if self._reaped or self._proc is None:
+            if self._reaped or self._proc is None or self._proc.returncode is not None:
                 return
             for fd in (self._child_pidfd, self._pidfd):
                 _pidfd_kill(fd)
@@ -284,8 +284,8 @@ class SandboxRun:
         """Reap bwrap, then wait for the namespace's pid 1: the kernel lets it exit
         only once every other process in the namespace is gone."""
         assert self._proc is not None
+        self._proc.wait()  # not under the lock: stop() never waits behind a stuck bwrap
         with self._lock:
-            self._proc.wait()
             self._reaped = True
             child_pidfd = self._child_pidfd
         if child_pidfd >= 0:

@@ -21,21 +21,26 @@ CGROUP_PARENT = "ocean-engine"
 # The bwrap process acting as pid 1 of the sandbox sits in the pids cgroup too.
 BWRAP_INIT_PROCESSES = 1
 ENTRY_MIN_BYTES = 512
+CPU_PERIOD_US = 100_000
 
 
 class RunCgroups:
-    """The per-run memory and pids cgroups (v1); either may be missing."""
+    """The per-run memory, pids and cpu cgroups (v1); any may be missing."""
 
-    def __init__(self, memory_dir: Path | None, pids_dir: Path | None) -> None:
+    def __init__(
+        self, memory_dir: Path | None, pids_dir: Path | None, cpu_dir: Path | None = None
+    ) -> None:
         self.memory_dir = memory_dir
         self.pids_dir = pids_dir
+        self.cpu_dir = cpu_dir
 
     @classmethod
     def create(cls, run_id: str, limits: SandboxLimits) -> RunCgroups:
         """Create the cgroups that are available; log the ones that are not."""
         memory_dir = _make_cgroup("memory", run_id)
         pids_dir = _make_cgroup("pids", run_id)
-        groups = cls(memory_dir, pids_dir)
+        cpu_dir = _make_cgroup("cpu", run_id) if limits.cpus else None
+        groups = cls(memory_dir, pids_dir, cpu_dir)
         try:
             groups._configure(limits)
         except OSError as exc:
@@ -45,7 +50,7 @@ class RunCgroups:
 
     @property
     def dirs(self) -> tuple[Path, ...]:
-        return tuple(d for d in (self.memory_dir, self.pids_dir) if d is not None)
+        return tuple(d for d in (self.memory_dir, self.pids_dir, self.cpu_dir) if d is not None)
 
     def _configure(self, limits: SandboxLimits) -> None:
         if self.memory_dir is not None:
@@ -56,6 +61,9 @@ class RunCgroups:
         if self.pids_dir is not None:
             total = limits.max_processes + BWRAP_INIT_PROCESSES
             _write(self.pids_dir / "pids.max", total)
+        if self.cpu_dir is not None and limits.cpus:
+            _write(self.cpu_dir / "cpu.cfs_period_us", CPU_PERIOD_US)
+            _write(self.cpu_dir / "cpu.cfs_quota_us", max(1000, int(limits.cpus * CPU_PERIOD_US)))
 
     def attach(self, pid: int) -> None:
         """Move ``pid`` into every cgroup; its future children inherit them."""
@@ -106,7 +114,7 @@ def remove_stale_cgroups() -> int:
     and stays: rmdir refuses it.
     """
     removed = 0
-    for controller in ("memory", "pids"):
+    for controller in ("memory", "pids", "cpu"):
         parent = CGROUP_MOUNT / controller / CGROUP_PARENT
         if not parent.is_dir():
             continue

@@ -33,6 +33,7 @@ class SandboxLimits:
     max_processes: int
     output_bytes: int
     tmp_bytes: int = 64 * MIB
+    cpus: float | None = None  # CPU time per wall second (cgroup cpu quota); None: no cap
 
 
 @dataclass(frozen=True)

@@ -127,9 +127,8 @@ class JobStore:
                     json.dumps(list(input_dids)),
                 ),
             )
-        record = self.get(job_id)
-        assert record is not None
-        return record.job
+            row = db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return _record(row).job  # as queued: the scheduler may claim it at once
 
     def get(self, job_id: str) -> JobRecord | None:
         with self._lock:

@@ -242,6 +242,7 @@ class Scheduler:
                 memory_bytes=int(env.ram_gb * 1024 * MIB),
                 max_processes=env.max_processes,
                 output_bytes=env.max_output_mb * MIB,
+                cpus=env.n_cpu,
             ),
             log_path=self.job_dir(job_id) / "admin" / "algorithm.log",  # out of the job's reach
             ro_binds=prepared.ro_binds,

@@ -459,6 +459,8 @@ def test_unknown_route_and_method_are_json(client: FlaskClient) -> None:
 
 def test_errors_carry_no_signature(client: FlaskClient, consumer: Consumer) -> None:
     params = job_params(consumer)
-    params["signature"] = params["signature"][:-4] + "0000"
+    corrupted = bytearray.fromhex(params["signature"].removeprefix("0x"))
+    corrupted[40] ^= 0xFF  # a byte of s: recovers someone else, never the consumer
+    params["signature"] = "0x" + corrupted.hex()
     reply = client.get(COMPUTE, query_string=params)
     assert reply.status_code == 400 and params["signature"] not in json.dumps(reply.get_json())

@@ -128,13 +128,13 @@ def test_big_time_ns_nonces_keep_precision(make_store: Callable[[], NonceStore])
 
 def test_concurrent_same_nonce_exactly_one_wins(make_store: Callable[[], NonceStore]) -> None:
     threads_count = 12
-    barrier = threading.Barrier(threads_count)
+    barrier = threading.Barrier(threads_count, timeout=30)
     outcomes: list[str] = []
     lock = threading.Lock()
 
     def attempt() -> None:
+        barrier.wait()  # open the (new) database together, as workers booting at once do
         store = make_store()  # one store (connection) per thread, as per worker
-        barrier.wait()
         try:
             store.consume(ADDRESS, Decimal(99))
             result = "won"
@@ -149,3 +149,27 @@ def test_concurrent_same_nonce_exactly_one_wins(make_store: Callable[[], NonceSt
     for thread in threads:
         thread.join(timeout=30)
     assert sorted(outcomes) == ["lost"] * (threads_count - 1) + ["won"]
+
+
+def test_many_workers_opening_a_new_database_at_once(tmp_path: Path) -> None:
+    """Switching a new database to WAL does not wait on busy peers: it must be retried."""
+    failures: list[BaseException] = []
+    for trial in range(40):
+        path = tmp_path / f"n{trial}.db"
+        barrier = threading.Barrier(12, timeout=30)
+
+        def open_store(path: Path = path, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                SqliteNonceStore(path).consume(ADDRESS, Decimal(time.time_ns()))
+            except NonceReused:
+                pass
+            except Exception as exc:  # what a worker failing to boot would see
+                failures.append(exc)
+
+        threads = [threading.Thread(target=open_store) for _ in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert failures == []

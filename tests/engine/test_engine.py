@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from ocean_provider.engine.embedded import EmbeddedEngine
+from ocean_provider.engine.embedded import EmbeddedEngine, start_embedded_engine
 from ocean_provider.errors import JobNotFound, OperatorRejected, ResultNotFound
 from ocean_provider.operator.client import OperatorClient
 from tests.conftest import OTHER_KEY, PROVIDER_KEY
@@ -344,3 +344,19 @@ def test_stop_during_provisioning_cancels_the_download(running_engine: EmbeddedE
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_jobs_inputs_share_one_size_budget(tmp_path: Path) -> None:
+    engine = start_embedded_engine(
+        tmp_path / "e", [environment()], PROVIDER_KEY, MAX_INPUT_BYTES="400"
+    )
+    try:
+        payload = workflow("print(1)", DATA)  # numbers.csv is 292 bytes: one fits, two do not
+        item = payload["workflow"]["stages"][0]["input"][0]
+        item["files"] = item["files"] * 2
+        (job,) = engine.client.start(OWNER, payload)
+        job = wait(engine.client, job.job_id)
+        assert job.status == 31
+        assert "inputs exceed the engine's input size limit" in job.status_text
+    finally:
+        engine.close()

@@ -607,3 +607,23 @@ def test_missing_data_dir_raises(job: Job) -> None:
 
     with pytest.raises(SandboxError, match="not a directory"):
         SandboxRun.start(spec)
+
+
+CPU_BURNER = """
+    import time
+    start = time.monotonic()
+    while time.monotonic() - start < 1.5:
+        pass
+    print(round(time.process_time(), 2))
+"""
+
+
+def test_cpu_quota_caps_cpu_time(job: Job) -> None:
+    sandbox = SandboxRun.start(job.spec(CPU_BURNER, limits=replace(LIMITS, cpus=0.25)))
+    cpu_dirs = [d for d in sandbox.cgroup_dirs if (d / "cpu.cfs_quota_us").exists()]
+    assert [(d / "cpu.cfs_quota_us").read_text().strip() for d in cpu_dirs] == ["25000"]
+
+    outcome = sandbox.wait()
+
+    assert outcome.reason == "exited"
+    assert float(job.log().split()[-1]) < 0.25 * 1.5 + 0.2  # unthrottled it would be ~1.5
