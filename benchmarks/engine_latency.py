@@ -22,11 +22,9 @@ import logging
 import math
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,7 @@ from eth_account import Account
 
 from ocean_provider.compute.interfaces import Asset
 from ocean_provider.compute.workflow import PreparedAlgorithm, PreparedInput, build_workflow
-from ocean_provider.engine.embedded import start_embedded_engine
+from ocean_provider.engine.embedded import serve_directory, start_embedded_engine
 from ocean_provider.operator.client import OperatorClient
 from ocean_provider.operator.models import TERMINAL, JobStatus, OperatorJob
 
@@ -54,35 +52,6 @@ def progress(message: str) -> None:
 
 
 # --- servers -------------------------------------------------------------------------------
-
-
-@dataclass
-class FileServer:
-    url: str
-    server: ThreadingHTTPServer
-    thread: threading.Thread
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
-
-
-def start_file_server(root: Path) -> FileServer:
-    """Serve ``root`` over HTTP on loopback, quietly."""
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="file-server", daemon=True)
-    thread.start()
-    return FileServer(f"http://127.0.0.1:{server.server_address[1]}", server, thread)
 
 
 def environment(env_id: str, max_jobs: int) -> dict[str, Any]:
@@ -324,7 +293,7 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
     provider_key = "0x" + bytes(Account.create().key).hex().removeprefix("0x")
     cleanups: list[Callable[[], None]] = []
     try:
-        file_server = start_file_server(files)
+        file_server = serve_directory(files)
         cleanups.append(file_server.close)
         engine = start_embedded_engine(
             workdir / "engine",

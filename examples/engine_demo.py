@@ -11,20 +11,17 @@ and the algorithm log. Storage is a temporary directory, removed at the end.
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import sys
 import tempfile
-import threading
 import time
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from eth_account import Account
 
 from ocean_provider.compute.interfaces import Asset
 from ocean_provider.compute.workflow import PreparedAlgorithm, PreparedInput, build_workflow
-from ocean_provider.engine.embedded import start_embedded_engine
+from ocean_provider.engine.embedded import serve_directory, start_embedded_engine
 from ocean_provider.operator.client import OperatorClient
 from ocean_provider.operator.models import OperatorJob
 
@@ -38,16 +35,6 @@ result = {"count": len(numbers), "sum": sum(numbers), "mean": sum(numbers) / len
 pathlib.Path("/data/outputs/summary.json").write_text(json.dumps(result, indent=2))
 """
 ENVIRONMENT = {"id": "demo", "desc": "demo", "maxJobs": 1, "maxJobDuration": 60, "ramGB": 0.5}
-
-
-def serve_directory(root: Path) -> ThreadingHTTPServer:
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 def job_workflow(code: str, data_url: str) -> dict[str, object]:
@@ -93,7 +80,7 @@ def main() -> int:
         server = serve_directory(files)
         engine = start_embedded_engine(Path(tmp) / "engine", [ENVIRONMENT], provider_key)
         try:
-            data_url = f"http://127.0.0.1:{server.server_address[1]}/numbers.csv"
+            data_url = f"{server.url}/numbers.csv"
             print(f"engine at {engine.url}; dataset {data_url}")
             (started,) = engine.client.start(owner, job_workflow(code, data_url))
             print(f"job {started.job_id}")
@@ -106,7 +93,7 @@ def main() -> int:
             return 0 if job.status == 70 else 1
         finally:
             engine.close()
-            server.shutdown()
+            server.close()
 
 
 if __name__ == "__main__":

@@ -175,7 +175,7 @@ def _fresh(record: JobRecord) -> OperatorJob:
 
 
 def _download_name(filename: str) -> str:
-    """A header-safe name: no path separators, control characters or unencodable text."""
+    """A header-safe name: path separators and unprintable characters (control
+    characters, lone surrogates from undecodable bytes) become ``_``."""
     name = "".join("_" if ch in "/\\" or not ch.isprintable() else ch for ch in filename)
-    name = name.encode("utf-8", "replace").decode("utf-8")
     return name or "result"

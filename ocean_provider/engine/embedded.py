@@ -1,4 +1,4 @@
-"""Run the local engine (or any WSGI app) inside this process, on a loopback port.
+"""Run the local engine (or any WSGI app, or a folder of files) in this process, on loopback.
 
 For integration tests, benchmarks and the dev stack: the real engine with its
 real scheduler and sandbox, served by werkzeug's threaded server in a
@@ -16,6 +16,8 @@ from typing import Any
 
 from eth_account import Account
 from flask import Flask
+from werkzeug.exceptions import NotFound
+from werkzeug.middleware.shared_data import SharedDataMiddleware
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from ocean_provider.config import load_engine_settings
@@ -44,6 +46,11 @@ def serve_app(app: Any, name: str = "wsgi") -> ServedApp:
     thread = threading.Thread(target=server.serve_forever, name=f"{name}-http", daemon=True)
     thread.start()
     return ServedApp(f"http://127.0.0.1:{server.server_port}", server, thread)
+
+
+def serve_directory(root: Path) -> ServedApp:
+    """Serve the files under ``root`` read-only on loopback (sample datasets); 404 otherwise."""
+    return serve_app(SharedDataMiddleware(NotFound(), {"/": str(root)}), "files")
 
 
 @dataclass

@@ -41,6 +41,7 @@ from ocean_provider.engine.fetch_request import (
     REDIRECT_CODES,
     FetchError,
     FetchRequest,
+    FetchTooLarge,
     Target,
     build_request,
     follow_redirect,
@@ -293,7 +294,7 @@ def _copy_capped(response: BaseHTTPResponse, out: BinaryIO, max_bytes: int, budg
     while chunk := response.read1(CHUNK_SIZE, decode_content=True):
         written += len(chunk)
         if written > max_bytes:
-            raise FetchError("file exceeds size limit")
+            raise FetchTooLarge()
         budget.check()
         out.write(chunk)
     return written
@@ -309,7 +310,7 @@ def _check_content_length(response: BaseHTTPResponse, max_bytes: int) -> None:
     except ValueError:
         raise FetchError("invalid Content-Length") from None
     if length > max_bytes:
-        raise FetchError("file exceeds size limit")
+        raise FetchTooLarge()
 
 
 def _map_transport_error(exc: HTTPError) -> FetchError:

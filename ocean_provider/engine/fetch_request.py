@@ -51,6 +51,13 @@ class FetchError(Exception):
         self.reason = reason
 
 
+class FetchTooLarge(FetchError):
+    """The body is larger than the fetch may write."""
+
+    def __init__(self) -> None:
+        super().__init__("file exceeds size limit")
+
+
 @dataclass(frozen=True)
 class Target:
     """A validated http(s) URL split into what a pinned request needs."""

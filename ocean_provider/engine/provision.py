@@ -18,7 +18,7 @@ from typing import Any
 from ocean_provider.compute.requests import Container
 from ocean_provider.engine.environments import Runtime, runtime_for
 from ocean_provider.engine.fetch import SafeFetcher
-from ocean_provider.engine.fetch_request import FetchError
+from ocean_provider.engine.fetch_request import FetchError, FetchTooLarge
 from ocean_provider.engine.requests import Workflow, WorkflowAlgorithm, WorkflowInput
 from ocean_provider.operator.models import JobStatus
 
@@ -169,11 +169,11 @@ class JobDownloads:
     ) -> None:
         try:
             size = self._fetcher.fetch_to(file_object, dest, self._cancel, self._remaining)
-        except FetchError as exc:
-            reason = exc.reason
-            if reason == "file exceeds size limit":
-                reason = "the job's inputs exceed the engine's input size limit"
+        except FetchTooLarge:
+            reason = "the job's inputs exceed the engine's input size limit"
             raise self._log.fail(status, f"{what}: {reason}") from None
+        except FetchError as exc:
+            raise self._log.fail(status, f"{what}: {exc.reason}") from None
         self._remaining -= size
         self._log.write(f"{what}: fetched {size} bytes")
 

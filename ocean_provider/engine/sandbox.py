@@ -22,6 +22,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 from ocean_provider.engine import sandbox_bwrap as bw
@@ -78,6 +79,7 @@ class SandboxRun:
         self._pidfd = -1
         self._child_pidfd = -1
         self._child_pid = 0
+        self._data_device = spec.data_dir.stat().st_dev
         self._reaped = False
         self._outcome: SandboxOutcome | None = None
 
@@ -236,9 +238,14 @@ class SandboxRun:
         limit = self._spec.limits.output_bytes
         used = output_usage(setup.output_roots(self._spec), limit)
         if used <= limit and self._child_pid and not self._reaped:
-            device = self._spec.data_dir.stat().st_dev
-            used += unlinked_usage(namespace_pids(self._child_pid), device)
+            used += unlinked_usage(self._members(), self._data_device)
         return used > limit
+
+    def _members(self) -> Iterable[int]:
+        """The sandbox's processes: the cgroups list them; without, scan /proc."""
+        if self._cgroups.dirs:
+            return self._cgroups.members()
+        return namespace_pids(self._child_pid)
 
     def _classify_exit(self) -> SandboxOutcome:
         assert self._status is not None

@@ -196,16 +196,15 @@ class Scheduler:
             self._wake.set()
 
     def _execute(self, job_id: str, env: Environment) -> None:
+        cancel = threading.Event()  # registered first: a stop from now on reaches the downloads
+        with self._lock:
+            self._cancels[job_id] = cancel  # _run_job removes it
         record = self._store.get(job_id)
         if record is None or not self._store.advance(job_id, JobStatus.CONFIGURING):
             return
-        config_log = ConfigLog(self.job_dir(job_id) / "admin" / "configure.log")
-        cancel = threading.Event()
-        with self._lock:
-            self._cancels[job_id] = cancel
-        latest = self._store.get(job_id)  # a stop that came before the event was registered
-        if latest is None or latest.job.stopreq:
+        if record.job.stopreq:  # asked before the event was registered
             cancel.set()
+        config_log = ConfigLog(self.job_dir(job_id) / "admin" / "configure.log")
         try:
             workflow = Workflow.model_validate(record.workflow)
             prepared = self._provisioner.prepare(
@@ -218,9 +217,6 @@ class Scheduler:
             else:
                 self._store.finish(job_id, failed.status, failed.reason, self._collect(job_id))
             return
-        finally:
-            with self._lock:
-                self._cancels.pop(job_id, None)
         if not self._store.advance(job_id, JobStatus.PROVISIONED):
             return
         deadline = time.time() + env.max_job_duration

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ocean_provider.engine.embedded import EmbeddedEngine, start_embedded_engine
+from ocean_provider.engine.embedded import EmbeddedEngine, serve_directory, start_embedded_engine
 from tests.conftest import PROVIDER_KEY
 
 PROVIDER_ADDRESS = "0xe08A1dAe983BC701D05E492DB80e0144f8f4b909"
@@ -52,20 +50,9 @@ def file_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Serves dataset files over HTTP on loopback."""
     root = tmp_path_factory.mktemp("files")
     (root / "numbers.csv").write_text("".join(f"{i}\n" for i in range(1, 101)))
-
-    class Quiet(SimpleHTTPRequestHandler):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    served = serve_directory(root)
+    yield served.url
+    served.close()
 
 
 @pytest.fixture

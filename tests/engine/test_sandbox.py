@@ -301,6 +301,34 @@ def test_output_limit_many_files(job: Job) -> None:
     assert processes_with(job.token) == []
 
 
+UNLINKED_WRITER = """
+    import os, time
+    held = []
+    for i in range(16):
+        f = open(f"/data/outputs/gone{i}", "wb")
+        os.unlink(f"/data/outputs/gone{i}")
+        f.write(b"x" * (1 << 20))
+        f.flush()
+        held.append(f)
+    time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("cgroups", [True, False], ids=["cgroups", "proc-scan"])
+def test_output_limit_counts_deleted_open_files(
+    job: Job, cgroups: bool, request: pytest.FixtureRequest
+) -> None:
+    owner = {} if cgroups else {"uid": request.getfixturevalue("fallback_uid")}
+    if owner:
+        owner["gid"] = owner["uid"]
+    limits = replace(LIMITS, output_bytes=5 * MIB)
+
+    outcome = run(job.spec(UNLINKED_WRITER, limits=limits, **owner))
+
+    assert (outcome.reason, outcome.exit_code) == ("output_limit", None)
+    assert outcome.duration < 10
+
+
 def test_output_limit_counts_empty_entries(job: Job) -> None:
     code = """
         import os
