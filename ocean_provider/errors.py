@@ -78,6 +78,24 @@ class PayloadTooLarge(ProviderError):
     code = "payload_too_large"
 
 
+class RangeNotSatisfiable(ProviderError):
+    """The result exists but the requested byte range lies outside it."""
+
+    status = 416
+    code = "range_not_satisfiable"
+
+    def __init__(self, message: str, *, size: int | None = None) -> None:
+        super().__init__(message)
+        self.size = size
+
+
+class StoreUnavailable(ProviderError):
+    """The nonce store (SQLite or Redis) cannot be read or written right now."""
+
+    status = 503
+    code = "nonce_store_unavailable"
+
+
 class RouteNotFound(ProviderError):
     status = 404
     code = "not_found"
