@@ -235,11 +235,14 @@ class SandboxRun:
         return None
 
     def _output_exceeded(self) -> bool:
+        return self._output_used() > self._spec.limits.output_bytes
+
+    def _output_used(self) -> int:
         limit = self._spec.limits.output_bytes
         used = output_usage(setup.output_roots(self._spec), limit)
         if used <= limit and self._child_pid and not self._reaped:
             used += unlinked_usage(self._members(), self._data_device)
-        return used > limit
+        return used
 
     def _members(self) -> Iterable[int]:
         """The sandbox's processes: the cgroups list them; without, scan /proc."""
@@ -257,13 +260,22 @@ class SandboxRun:
         if code is None:
             detail = f"sandbox setup failed (bwrap status {self._proc.returncode}); see log"
             return SandboxOutcome(None, "error", detail, self._elapsed())
-        if self._output_exceeded() or code == 128 + signal.SIGXFSZ:
+        if self._output_hit(code):
             return self._outcome_of(code, "output_limit")
         if code != 0 and self._cgroups.oom_kills():
             return self._outcome_of(code, "memory")
         if code != 0 and self._cgroups.pids_limit_hits():
             return self._outcome_of(code, "processes")
         return self._outcome_of(code, "exited")
+
+    def _output_hit(self, code: int) -> bool:
+        """Past the cap, or failed at it: RLIMIT_FSIZE cut a write short at exactly
+        the cap (SIGXFSZ, or EFBIG where the signal is ignored, as Python does)."""
+        if code == 128 + signal.SIGXFSZ:
+            return True
+        used = self._output_used()
+        limit = self._spec.limits.output_bytes
+        return used > limit or (code != 0 and used >= limit)
 
     def _outcome_of(self, code: int | None, reason: OutcomeReason) -> SandboxOutcome:
         return SandboxOutcome(

@@ -192,12 +192,13 @@ def _read_pids(path: Path) -> list[int]:
 def apply_rlimits(pid: int, limits: SandboxLimits, cgroups: RunCgroups) -> None:
     """Set rlimits on ``pid`` (inherited by the algorithm).
 
-    RLIMIT_FSIZE (output_bytes + 1) stops any single file from growing past the
-    output cap; RLIMIT_AS / RLIMIT_NPROC stand in for missing cgroups.
+    RLIMIT_FSIZE (output_bytes) lets no single file grow past the output cap: the
+    write that would cross it is cut short there. RLIMIT_AS / RLIMIT_NPROC stand in
+    for missing cgroups.
     """
     wanted: dict[int, int] = {
         resource.RLIMIT_CORE: 0,
-        resource.RLIMIT_FSIZE: limits.output_bytes + 1,
+        resource.RLIMIT_FSIZE: limits.output_bytes,
     }
     if cgroups.memory_dir is None:
         wanted[resource.RLIMIT_AS] = limits.memory_bytes
@@ -211,9 +212,11 @@ def apply_rlimits(pid: int, limits: SandboxLimits, cgroups: RunCgroups) -> None:
 def output_usage(roots: Iterable[Path], stop_above: int) -> int:
     """Bytes used under ``roots`` (directories or single files).
 
-    Each entry counts its apparent size but at least ENTRY_MIN_BYTES, so
-    millions of empty files or directories cannot exhaust the host's inodes.
-    Symlinks are not followed. Stops once the total exceeds ``stop_above``.
+    Each entry inside a root directory counts its apparent size but at least
+    ENTRY_MIN_BYTES, so millions of empty files or directories cannot exhaust
+    the host's inodes. A single-file root (the algorithm log, which the engine
+    creates) counts its size alone. Symlinks are not followed. Stops once the
+    total exceeds ``stop_above``.
     """
     total = 0
     pending: list[str] = []
@@ -221,7 +224,7 @@ def output_usage(roots: Iterable[Path], stop_above: int) -> int:
         if root.is_dir():
             pending.append(str(root))
         elif root.exists():
-            total += max(root.stat().st_size, ENTRY_MIN_BYTES)
+            total += root.stat().st_size
     while pending and total <= stop_above:
         total += _scan_dir(pending.pop(), pending)
     return total

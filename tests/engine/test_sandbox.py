@@ -282,7 +282,35 @@ def test_output_limit_single_file(job: Job) -> None:
     assert outcome.reason == "output_limit"
     assert outcome.detail == "output limit 5 MiB exceeded"
     assert "File too large" in job.log()  # RLIMIT_FSIZE stopped the write
-    assert (job.data_dir / "outputs" / "big.bin").stat().st_size <= 5 * MIB + 1
+    assert (job.data_dir / "outputs" / "big.bin").stat().st_size == 5 * MIB
+
+
+EXACT_WRITERS = {
+    "python": [
+        DEBIAN_PYTHON,
+        "-c",
+        "with open('/data/outputs/out.bin', 'wb') as out: out.write(b'x' * {size})",
+    ],
+    "shell": ["/bin/sh", "-c", "head -c {size} /dev/zero > /data/outputs/out.bin"],
+}
+
+
+@pytest.mark.parametrize("writer", sorted(EXACT_WRITERS))
+@pytest.mark.parametrize(
+    ("extra", "reason"), [(0, "exited"), (1, "output_limit")], ids=["cap", "cap+1"]
+)
+def test_output_cap_is_exact(
+    job: Job, tmp_path: Path, writer: str, extra: int, reason: str
+) -> None:
+    cap = 1 * MIB
+    argv = [arg.format(size=cap + extra) for arg in EXACT_WRITERS[writer]]
+    log_path = tmp_path / "admin" / "algorithm.log"  # where the engine keeps it
+    spec = replace(job.spec("pass"), argv=argv, limits=replace(LIMITS, output_bytes=cap))
+
+    outcome = run(replace(spec, log_path=log_path))
+
+    assert (outcome.reason, outcome.exit_code == 0) == (reason, extra == 0), log_path.read_text()
+    assert (job.data_dir / "outputs" / "out.bin").stat().st_size == cap
 
 
 def test_output_limit_many_files(job: Job) -> None:
