@@ -73,6 +73,17 @@ class NonceReused(ValidationFailed):
         )
 
 
+class SignatureReused(ValidationFailed):
+    """This exact signed message was accepted before (perhaps read as another route's)."""
+
+    code = "signature_reused"
+
+    def __init__(self) -> None:
+        super().__init__(
+            {"signature": ["This signed message was already used; sign again with a new nonce."]}
+        )
+
+
 class PayloadTooLarge(ProviderError):
     status = 413
     code = "payload_too_large"
@@ -169,3 +180,12 @@ class EnvironmentNotFound(ProviderError):
 
 class ConfigurationError(Exception):
     """A setting is missing or malformed; raised at boot, names the setting."""
+
+
+class NonceNotFresh(ValidationFailed):
+    """The engine accepted this provider nonce before, or it lies outside the time window."""
+
+    code = "nonce_not_fresh"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__({"nonce": [detail]})

@@ -1,7 +1,9 @@
 """Authenticate a signed request: signature first, then the nonce, atomically consumed.
 
 The signature is checked before the nonce so that nobody can burn another
-address's nonces; both happen before any side effect.
+address's nonces; both happen before any side effect. The store records the
+digest of each accepted message together with the nonce, so a signature is
+good for one request only, whichever route, job or nonce it is read as.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 from eth_utils.address import to_checksum_address
 
 from ocean_provider.auth.nonces import NonceStore, parse_nonce
-from ocean_provider.auth.signing import verify_signature
+from ocean_provider.auth.signing import message_hash, verify_digest
 from ocean_provider.errors import SignatureMissing, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -30,8 +32,9 @@ class RequestAuthenticator:
         if nonce is None:
             raise ValidationFailed({"nonce": ["The nonce field is required."]})
         value = parse_nonce(nonce)
-        verify_signature(consumer, message + nonce, signature)
+        digest = message_hash(message + nonce)
+        verify_digest(consumer, digest, signature)
         signer = str(to_checksum_address(consumer))
-        self.nonces.consume(signer, value)
+        self.nonces.consume(signer, value, digest)
         log.debug("authenticated %s", signer)
         return signer

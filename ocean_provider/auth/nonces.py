@@ -1,101 +1,146 @@
 """Nonce stores: per checksummed address, strictly increasing, checked and consumed atomically.
 
-``consume`` is the only write path: it compares and stores in one transaction,
-so of several concurrent requests with the same nonce exactly one wins.
+``consume`` is the only write path: in one transaction it compares the nonce
+with the stored one, records the digest of the signed message and stores the
+nonce, so of several concurrent requests with the same nonce exactly one wins,
+and a signed message is accepted once, whatever route or nonce it is read as
+(messages are concatenations without separators, so one text can be read as
+another route's message with another nonce).
+
+Nonces are ASCII decimal numbers, kept exactly: the stored text is the value
+itself, never a rounded float or a 28-digit ``Decimal`` context result.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 import sqlite3
 import threading
 import time
-from decimal import Decimal, InvalidOperation
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
 from eth_utils.address import to_checksum_address
 
-from ocean_provider.errors import NonceReused, ValidationFailed
+from ocean_provider.errors import NonceReused, SignatureReused, StoreUnavailable, ValidationFailed
+
+log = logging.getLogger(__name__)
 
 INITIAL_NONCE = Decimal(1)
 WAL_ATTEMPTS = 100
 MAX_NONCE_TEXT = 80
-MIN_NONCE_EXPONENT, MAX_NONCE_EXPONENT = -30, 40  # nanosecond clocks are near 1e18
+NONCE_PATTERN = re.compile(r"([0-9]+)(?:\.([0-9]+))?", re.ASCII)
 
 
 def parse_nonce(value: object) -> Decimal:
-    """Accept ints, digit strings and decimal strings; refuse the rest with a field error."""
-    if isinstance(value, bool) or value is None:
+    """Accept non-negative ints and ASCII decimal text (``12``, ``1644315615.24``); refuse
+    the rest (signs, exponents, ``_``, whitespace, non-ASCII digits) with a field error."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValidationFailed({"nonce": ["The nonce must be a number."]})
-    text = str(value).strip()
+    text = str(value)
     if len(text) > MAX_NONCE_TEXT:
-        raise ValidationFailed({"nonce": ["The nonce is too long."]})
-    try:
-        nonce = Decimal(text)
-    except InvalidOperation:
-        raise ValidationFailed({"nonce": ["The nonce must be a number."]}) from None
-    if not nonce.is_finite() or nonce < 0:
-        raise ValidationFailed({"nonce": ["The nonce must be a non-negative number."]})
-    if nonce and not MIN_NONCE_EXPONENT <= nonce.adjusted() <= MAX_NONCE_EXPONENT:
-        # 1e999999999 is short to send but costly to print, compare and store
-        raise ValidationFailed({"nonce": ["The nonce is out of range."]})
-    return nonce
+        raise ValidationFailed(
+            {"nonce": [f"The nonce is too long (at most {MAX_NONCE_TEXT} characters)."]}
+        )
+    if NONCE_PATTERN.fullmatch(text) is None:
+        raise ValidationFailed(
+            {"nonce": ["The nonce must be a non-negative decimal number in ASCII digits."]}
+        )
+    return Decimal(text)  # exact: the constructor never rounds
 
 
 def nonce_text(nonce: Decimal) -> str:
-    """Canonical text of a stored nonce (``1`` not ``1E+0``)."""
-    return format(nonce.normalize(), "f") if nonce != nonce.to_integral() else str(int(nonce))
+    """Canonical, exact text of a nonce (``7`` for ``007``, ``5.5`` for ``5.50``)."""
+    whole, _, fraction = format(nonce, "f").partition(".")
+    whole = whole.lstrip("0") or "0"
+    fraction = fraction.rstrip("0")
+    return f"{whole}.{fraction}" if fraction else whole
 
 
 class NonceStore(Protocol):
     def current(self, address: str) -> Decimal | None:
         """The last accepted nonce of ``address``, or None."""
 
-    def consume(self, address: str, nonce: Decimal) -> None:
-        """Accept ``nonce`` if strictly greater than the stored one, else raise NonceReused."""
+    def consume(self, address: str, nonce: Decimal, digest: bytes) -> None:
+        """Accept ``nonce`` if strictly greater than the stored one (else ``NonceReused``)
+        and ``digest`` if no message with it was accepted before (else ``SignatureReused``)."""
 
     def ensure_initial(self, address: str) -> Decimal:
         """Return the stored nonce, storing ``1`` first if there is none (GET /nonce)."""
 
 
 class SqliteNonceStore:
-    """SQLite-backed store; safe across threads and processes (BEGIN IMMEDIATE)."""
+    """SQLite-backed store; safe across threads and processes (BEGIN IMMEDIATE).
+
+    Each thread has its own connection, opened in the process that uses it: a
+    connection that fails is closed and replaced, and one inherited through
+    ``fork`` is left alone (closing it would drop this process's locks).
+    """
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._local = threading.local()
+        self._inherited: list[sqlite3.Connection] = []
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._transaction() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS user_nonce "
                 "(address TEXT PRIMARY KEY, nonce TEXT NOT NULL)"
             )
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS used_message "
+                "(digest BLOB PRIMARY KEY, address TEXT NOT NULL) WITHOUT ROWID"
+            )
 
     def _connection(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "db", None)
+        if held is not None and held[0] == os.getpid():
+            return held[1]
+        if held is not None:
+            self._inherited.append(held[1])  # never closed here: see the class docstring
+        db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+        try:
             _use_wal(db)
-            self._local.db = db
+        except sqlite3.Error:
+            db.close()
+            raise
+        self._local.db = (os.getpid(), db)
         return db
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._connection())
+    def _discard(self) -> None:
+        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "db", None)
+        self._local.db = None
+        if held is not None and held[0] == os.getpid():
+            try:
+                held[1].close()
+            except sqlite3.Error:
+                pass
+
+    def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> _Transaction:
+        return _Transaction(self, begin)
 
     def current(self, address: str) -> Decimal | None:
-        row = (
-            self._connection()
-            .execute("SELECT nonce FROM user_nonce WHERE address = ?", (_key(address),))
-            .fetchone()
-        )
-        return Decimal(row[0]) if row else None
+        with self._transaction("BEGIN") as db:
+            return _stored(db, _key(address))
 
-    def consume(self, address: str, nonce: Decimal) -> None:
+    def consume(self, address: str, nonce: Decimal, digest: bytes) -> None:
         key = _key(address)
         with self._transaction() as db:
-            row = db.execute("SELECT nonce FROM user_nonce WHERE address = ?", (key,)).fetchone()
-            if row is not None and nonce <= Decimal(row[0]):
-                raise NonceReused(row[0], nonce_text(nonce))
+            stored = _stored(db, key)
+            if stored is not None and nonce <= stored:
+                raise NonceReused(nonce_text(stored), nonce_text(nonce))
+            inserted = db.execute(
+                "INSERT INTO used_message (digest, address) VALUES (?, ?) "
+                "ON CONFLICT(digest) DO NOTHING",
+                (digest, key),
+            ).rowcount
+            if inserted != 1:
+                raise SignatureReused()
             db.execute(
                 "INSERT INTO user_nonce (address, nonce) VALUES (?, ?) "
                 "ON CONFLICT(address) DO UPDATE SET nonce = excluded.nonce",
@@ -105,14 +150,19 @@ class SqliteNonceStore:
     def ensure_initial(self, address: str) -> Decimal:
         key = _key(address)
         with self._transaction() as db:
-            row = db.execute("SELECT nonce FROM user_nonce WHERE address = ?", (key,)).fetchone()
-            if row is not None:
-                return Decimal(row[0])
+            stored = _stored(db, key)
+            if stored is not None:
+                return stored
             db.execute(
                 "INSERT INTO user_nonce (address, nonce) VALUES (?, ?)",
                 (key, nonce_text(INITIAL_NONCE)),
             )
             return INITIAL_NONCE
+
+
+def _stored(db: sqlite3.Connection, key: str) -> Decimal | None:
+    row = db.execute("SELECT nonce FROM user_nonce WHERE address = ?", (key,)).fetchone()
+    return Decimal(row[0]) if row else None
 
 
 def _use_wal(db: sqlite3.Connection) -> None:
@@ -129,53 +179,97 @@ def _use_wal(db: sqlite3.Connection) -> None:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+    """BEGIN ... COMMIT on this thread's connection, rolled back on any exception.
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+    A SQLite failure (busy past the timeout, an I/O error) discards the
+    connection, so the next request opens a fresh one, and becomes
+    ``StoreUnavailable`` (503) instead of a 500 that repeats until a restart.
+    """
+
+    def __init__(self, store: SqliteNonceStore, begin: str) -> None:
+        self._store = store
+        self._begin = begin
 
     def __enter__(self) -> sqlite3.Connection:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db = self._store._connection()
+            self._db.execute(self._begin)
+        except sqlite3.Error as exc:
+            self._store._discard()
+            raise _unavailable(exc) from None
         return self._db
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        failure = exc if isinstance(exc, sqlite3.Error) else None
+        try:
+            self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        except sqlite3.Error as end_failure:
+            failure = failure or end_failure
+            self._store._discard()  # e.g. "cannot rollback - no transaction is active"
+        if failure is not None:
+            self._store._discard()
+            raise _unavailable(failure) from None
+        # any other exception of the caller (NonceReused, ...) goes on unchanged
+
+
+def _unavailable(exc: BaseException) -> StoreUnavailable:
+    log.error("nonce store failed: %s: %s", type(exc).__name__, exc)
+    return StoreUnavailable("the nonce store is unavailable; try again shortly")
 
 
 class RedisNonceStore:
     """Redis-backed store for several Provider processes; WATCH/MULTI makes consume atomic."""
 
-    def __init__(self, client: Any, prefix: str = "ocean_provider:nonce:") -> None:
+    def __init__(self, client: Any, prefix: str = "ocean_provider:") -> None:
         self._redis = client
-        self._prefix = prefix
+        self._nonce_prefix = prefix + "nonce:"
+        self._message_prefix = prefix + "msg:"
 
     def current(self, address: str) -> Decimal | None:
-        value = self._redis.get(self._prefix + _key(address))
+        with _redis_errors():
+            value = self._redis.get(self._nonce_prefix + _key(address))
         return Decimal(value.decode()) if value is not None else None
 
-    def consume(self, address: str, nonce: Decimal) -> None:
+    def consume(self, address: str, nonce: Decimal, digest: bytes) -> None:
         from redis.exceptions import WatchError
 
-        key = self._prefix + _key(address)
-        while True:
-            with self._redis.pipeline() as pipe:
-                try:
-                    pipe.watch(key)
-                    stored = pipe.get(key)
-                    if stored is not None and nonce <= Decimal(stored.decode()):
-                        raise NonceReused(stored.decode(), nonce_text(nonce))
-                    pipe.multi()
-                    pipe.set(key, nonce_text(nonce))
-                    pipe.execute()
-                    return
-                except WatchError:
-                    continue
+        key = self._nonce_prefix + _key(address)
+        message_key = self._message_prefix + digest.hex()
+        with _redis_errors():
+            while True:
+                with self._redis.pipeline() as pipe:
+                    try:
+                        pipe.watch(key, message_key)
+                        stored = pipe.get(key)
+                        if stored is not None and nonce <= Decimal(stored.decode()):
+                            raise NonceReused(stored.decode(), nonce_text(nonce))
+                        if pipe.exists(message_key):
+                            raise SignatureReused()
+                        pipe.multi()
+                        pipe.set(key, nonce_text(nonce))
+                        pipe.set(message_key, _key(address))
+                        pipe.execute()
+                        return
+                    except WatchError:
+                        continue
 
     def ensure_initial(self, address: str) -> Decimal:
-        key = self._prefix + _key(address)
-        self._redis.set(key, nonce_text(INITIAL_NONCE), nx=True)
-        value = self._redis.get(key)
+        key = self._nonce_prefix + _key(address)
+        with _redis_errors():
+            self._redis.set(key, nonce_text(INITIAL_NONCE), nx=True)
+            value = self._redis.get(key)
         return Decimal(value.decode())
+
+
+@contextmanager
+def _redis_errors() -> Iterator[None]:
+    """Turn a Redis that is down or failing into ``StoreUnavailable`` (503)."""
+    from redis.exceptions import RedisError
+
+    try:
+        yield
+    except RedisError as exc:
+        raise _unavailable(exc) from None
 
 
 def _key(address: str) -> str:

@@ -15,6 +15,8 @@ from eth_utils.crypto import keccak
 from ocean_provider.errors import SignatureInvalid
 
 SIGNATURE_BYTES = 65
+# secp256k1 group order; EIP-2 accepts only s <= n/2, so each signature has no twin
+CURVE_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 def message_hash(message: str) -> bytes:
@@ -44,6 +46,8 @@ def _signature_bytes(signature: str) -> bytes:
         v += 27
     if v not in (27, 28):
         raise SignatureInvalid("v must be 0, 1, 27 or 28")
+    if int.from_bytes(raw[32:64], "big") > CURVE_ORDER // 2:
+        raise SignatureInvalid("s is in the upper half of the curve order (EIP-2)")
     return raw[:64] + bytes([v])
 
 
@@ -56,12 +60,16 @@ def _recover(payload: bytes, signature: bytes) -> str | None:
 
 def verify_signature(claimed_address: str, message: str, signature: str) -> None:
     """Raise ``SignatureInvalid`` unless the claimed address signed ``message``."""
+    verify_digest(claimed_address, message_hash(message), signature)
+
+
+def verify_digest(claimed_address: str, digest: bytes, signature: str) -> None:
+    """Raise ``SignatureInvalid`` unless the claimed address signed the message of ``digest``."""
     try:
         expected = to_checksum_address(claimed_address)
     except ValueError:
         raise SignatureInvalid("consumerAddress is not an Ethereum address") from None
     raw = _signature_bytes(signature)
-    digest = message_hash(message)
     candidates = [digest]
     stripped = digest.lstrip(b"\x00")
     if stripped != digest:

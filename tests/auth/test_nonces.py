@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
@@ -20,9 +23,20 @@ from ocean_provider.auth.nonces import (
     nonce_text,
     parse_nonce,
 )
-from ocean_provider.errors import NonceReused, ValidationFailed
+from ocean_provider.errors import (
+    NonceReused,
+    SignatureReused,
+    StoreUnavailable,
+    ValidationFailed,
+)
 
 ADDRESS = "0xA78deb2Fa79463945C247991075E2a0e98Ba7A09"
+_digests = itertools.count()
+
+
+def _digest() -> bytes:
+    """A fresh message digest (each accepted request signs a new message)."""
+    return next(_digests).to_bytes(32, "big")
 
 
 def _free_port() -> int:
@@ -73,7 +87,9 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], N
         (5, "5"),
         ("7", "7"),
         ("1644315615.24195", "1644315615.24195"),
-        (" 12 ", "12"),
+        ("007", "7"),
+        ("5.50", "5.5"),
+        ("1000000000000000000000000000.4", "1000000000000000000000000000.4"),
         ("0", "0"),
         ("1795933968466724553", "1795933968466724553"),
     ],
@@ -84,7 +100,27 @@ def test_parse_nonce_accepts_numbers(value: object, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [None, True, "abc", "-1", "NaN", "Infinity", "", "1e5000", "1e999999999", "1e-999", "9" * 81],
+    [
+        None,
+        True,
+        "abc",
+        "-1",
+        "+5",
+        "NaN",
+        "Infinity",
+        "",
+        " 12 ",
+        "1_000",
+        "\u0661\u0662\u0663",  # Arabic-Indic digits
+        "\uff11\uff12",  # fullwidth digits
+        "1e5",
+        "1e999999999",
+        ".5",
+        "5.",
+        1e20,  # str() gives an exponent
+        "9" * 81,
+        [5],
+    ],
 )
 def test_parse_nonce_refuses_the_rest(value: object) -> None:
     with pytest.raises(ValidationFailed):
@@ -93,37 +129,37 @@ def test_parse_nonce_refuses_the_rest(value: object) -> None:
 
 def test_strictly_increasing(make_store: Callable[[], NonceStore]) -> None:
     store = make_store()
-    store.consume(ADDRESS, Decimal(5))
+    store.consume(ADDRESS, Decimal(5), _digest())
     with pytest.raises(NonceReused):
-        store.consume(ADDRESS, Decimal(5))
+        store.consume(ADDRESS, Decimal(5), _digest())
     with pytest.raises(NonceReused):
-        store.consume(ADDRESS, Decimal(4))
-    store.consume(ADDRESS, Decimal("5.5"))
+        store.consume(ADDRESS, Decimal(4), _digest())
+    store.consume(ADDRESS, Decimal("5.5"), _digest())
     assert store.current(ADDRESS) == Decimal("5.5")
 
 
 def test_address_case_shares_one_nonce(make_store: Callable[[], NonceStore]) -> None:
     store = make_store()
-    store.consume(ADDRESS.lower(), Decimal(10))
+    store.consume(ADDRESS.lower(), Decimal(10), _digest())
     with pytest.raises(NonceReused):
-        store.consume(ADDRESS, Decimal(10))
+        store.consume(ADDRESS, Decimal(10), _digest())
     with pytest.raises(NonceReused):
-        store.consume(ADDRESS.upper().replace("0X", "0x"), Decimal(9))
+        store.consume(ADDRESS.upper().replace("0X", "0x"), Decimal(9), _digest())
 
 
 def test_ensure_initial(make_store: Callable[[], NonceStore]) -> None:
     store = make_store()
     assert store.ensure_initial(ADDRESS) == 1
-    store.consume(ADDRESS, Decimal(40))
+    store.consume(ADDRESS, Decimal(40), _digest())
     assert store.ensure_initial(ADDRESS) == 40
 
 
 def test_big_time_ns_nonces_keep_precision(make_store: Callable[[], NonceStore]) -> None:
     store = make_store()
-    store.consume(ADDRESS, Decimal(1_700_000_000_000_000_001))
+    store.consume(ADDRESS, Decimal(1_700_000_000_000_000_001), _digest())
     with pytest.raises(NonceReused):
-        store.consume(ADDRESS, Decimal(1_700_000_000_000_000_001))
-    store.consume(ADDRESS, Decimal(1_700_000_000_000_000_002))
+        store.consume(ADDRESS, Decimal(1_700_000_000_000_000_001), _digest())
+    store.consume(ADDRESS, Decimal(1_700_000_000_000_000_002), _digest())
 
 
 def test_concurrent_same_nonce_exactly_one_wins(make_store: Callable[[], NonceStore]) -> None:
@@ -136,7 +172,7 @@ def test_concurrent_same_nonce_exactly_one_wins(make_store: Callable[[], NonceSt
         barrier.wait()  # open the (new) database together, as workers booting at once do
         store = make_store()  # one store (connection) per thread, as per worker
         try:
-            store.consume(ADDRESS, Decimal(99))
+            store.consume(ADDRESS, Decimal(99), _digest())
             result = "won"
         except NonceReused:
             result = "lost"
@@ -161,7 +197,7 @@ def test_many_workers_opening_a_new_database_at_once(tmp_path: Path) -> None:
         def open_store(path: Path = path, barrier: threading.Barrier = barrier) -> None:
             barrier.wait()
             try:
-                SqliteNonceStore(path).consume(ADDRESS, Decimal(time.time_ns()))
+                SqliteNonceStore(path).consume(ADDRESS, Decimal(time.time_ns()), _digest())
             except NonceReused:
                 pass
             except Exception as exc:  # what a worker failing to boot would see
@@ -173,3 +209,80 @@ def test_many_workers_opening_a_new_database_at_once(tmp_path: Path) -> None:
         for thread in threads:
             thread.join(timeout=30)
     assert failures == []
+
+
+def test_a_message_is_accepted_once_whatever_nonce(make_store: Callable[[], NonceStore]) -> None:
+    store = make_store()
+    digest = _digest()
+    store.consume(ADDRESS, Decimal(5), digest)
+    with pytest.raises(SignatureReused):
+        store.consume(ADDRESS, Decimal(15), digest)  # the same text read with nonce "1" + "5"
+    assert store.current(ADDRESS) == 5
+    store.consume(ADDRESS, Decimal(15), _digest())
+
+
+def test_nonces_beyond_28_digits_are_kept_exactly(make_store: Callable[[], NonceStore]) -> None:
+    store = make_store()
+    nonce = parse_nonce("1000000000000000000000000000.4")
+    store.consume(ADDRESS, nonce, _digest())
+    for again in ("1000000000000000000000000000.4", "1000000000000000000000000000.40"):
+        with pytest.raises(NonceReused):
+            store.consume(ADDRESS, parse_nonce(again), _digest())
+    store.consume(ADDRESS, parse_nonce("1000000000000000000000000000.41"), _digest())
+    assert store.current(ADDRESS) == Decimal("1000000000000000000000000000.41")
+
+
+def test_too_long_nonce_says_so() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        parse_nonce("1" * 81)
+    assert "too long" in caught.value.errors["nonce"][0]
+
+
+def test_redis_down_is_store_unavailable(redis_url: str) -> None:
+    import redis
+
+    port = _free_port()  # nothing listens there: a stopped Redis
+    store = RedisNonceStore(redis.Redis.from_url(f"redis://127.0.0.1:{port}/0"))
+    for call in (
+        lambda: store.consume(ADDRESS, Decimal(5), _digest()),
+        lambda: store.current(ADDRESS),
+        lambda: store.ensure_initial(ADDRESS),
+    ):
+        with pytest.raises(StoreUnavailable) as caught:
+            call()
+        assert caught.value.status == 503
+        assert caught.value.code == "nonce_store_unavailable"
+
+
+def test_sqlite_failure_is_503_and_the_next_call_reconnects(tmp_path: Path) -> None:
+    store = SqliteNonceStore(tmp_path / "n.db")
+    store.consume(ADDRESS, Decimal(1), _digest())
+    # another connection holds the write lock past the busy timeout: a store failure
+    blocker = sqlite3.connect(tmp_path / "n.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    store._connection().execute("PRAGMA busy_timeout = 50")
+    with pytest.raises(StoreUnavailable):
+        store.consume(ADDRESS, Decimal(2), _digest())
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    store.consume(ADDRESS, Decimal(3), _digest())  # a fresh connection, no stuck transaction
+    assert store.current(ADDRESS) == 3
+
+
+def test_a_connection_inherited_through_fork_is_not_reused(tmp_path: Path) -> None:
+    store = SqliteNonceStore(tmp_path / "n.db")
+    store.consume(ADDRESS, Decimal(1), _digest())
+    parent_db = store._connection()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: must open its own connection, leaving the parent's untouched
+        try:
+            store.consume(ADDRESS, Decimal(2), b"child".ljust(32, b"\0"))
+            ok = store._connection() is not parent_db
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    assert store._connection() is parent_db
+    store.consume(ADDRESS, Decimal(3), _digest())

@@ -75,3 +75,20 @@ def test_bad_signatures(signature: str, reason: str) -> None:
 def test_signature_of_another_address_is_refused() -> None:
     with pytest.raises(SignatureInvalid):
         verify_signature("0x" + "2" * 40, VECTORS[0][0], VECTORS[0][2])
+
+
+def test_high_s_twin_of_a_valid_signature_is_refused() -> None:
+    """EIP-2: (r, n - s, the other v) recovers the same address; only the low-s form is accepted."""
+    from ocean_provider.auth.signing import CURVE_ORDER
+
+    message, _, signature = VECTORS[0]
+    raw = bytes.fromhex(signature[2:])
+    s = int.from_bytes(raw[32:64], "big")
+    twin = raw[:32] + (CURVE_ORDER - s).to_bytes(32, "big") + bytes([55 - raw[64]])  # 27 <-> 28
+    recovered = Account.recover_message(
+        encode_defunct(primitive=message_hash(message)), signature=twin
+    )
+    assert recovered == ADDRESS  # the twin is a real signature of the same message
+    with pytest.raises(SignatureInvalid) as caught:
+        verify_signature(ADDRESS, message, "0x" + twin.hex())
+    assert "EIP-2" in caught.value.errors["signature"][0]
