@@ -14,6 +14,7 @@ from ocean_provider.api.info import nonces as nonces_bp
 from ocean_provider.api.info import root as root_bp
 from ocean_provider.auth.authenticator import RequestAuthenticator
 from ocean_provider.auth.nonces import NonceStore, RedisNonceStore, SqliteNonceStore
+from ocean_provider.bounded_json import BoundedJSONProvider
 from ocean_provider.compute.interfaces import (
     ComputeBackend,
     DdoResolver,
@@ -40,7 +41,8 @@ def create_app(
     """Build the Provider app; tests pass fakes for the chain-facing parts."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = BoundedJSONProvider(app)
+    app.json.sort_keys = False
     CORS(app)
     compute = ComputeService(
         backend if backend is not None else _operator_client(settings),

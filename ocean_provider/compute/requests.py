@@ -5,7 +5,6 @@ The views parse with these; the compute service takes them as typed input.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any, TypeVar
 
@@ -20,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from ocean_provider import bounded_json
 from ocean_provider.auth.nonces import parse_nonce
 from ocean_provider.errors import ValidationFailed
 
@@ -48,7 +48,11 @@ def _json_object(value: Any) -> Any:
     """Accept a JSON object or its string form (clients send both)."""
     if isinstance(value, str) and value.strip():
         try:
-            return json.loads(value)
+            return bounded_json.loads(value)
+        except bounded_json.JsonTooDeep:
+            raise ValueError(
+                f"must be JSON nested at most {bounded_json.MAX_DEPTH} levels deep"
+            ) from None
         except ValueError:
             raise ValueError("must be a JSON object or JSON text") from None
     return value if value != "" else None
