@@ -30,7 +30,7 @@ def create_engine_app(settings: EngineSettings, *, start_scheduler: bool = True)
     missing = sandbox_available()
     if missing is not None:
         raise ConfigurationError(f"the engine cannot sandbox jobs: {missing}")
-    remove_stale_cgroups()
+    remove_stale_cgroups(settings.storage_dir / "jobs")
     environments = parse_environments(settings.environments)
     runtimes = parse_runtimes(settings.runtimes)
     storage = settings.storage_dir

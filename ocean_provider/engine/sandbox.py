@@ -92,7 +92,7 @@ class SandboxRun:
             raise SandboxError(problem)
         setup.validate_spec(spec)
         setup.prepare_data_dir(spec)
-        cgroups = RunCgroups.create(uuid.uuid4().hex[:12], spec.limits)
+        cgroups = RunCgroups.create(f"{spec.cgroup_prefix}-{uuid.uuid4().hex[:12]}", spec.limits)
         run = cls(spec, cgroups, started)
         try:
             run._launch()

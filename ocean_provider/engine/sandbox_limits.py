@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import resource
@@ -107,26 +108,42 @@ class RunCgroups:
             _remove_cgroup(directory, deadline)
 
 
-def remove_stale_cgroups() -> int:
-    """Remove empty per-run cgroups an engine killed mid-run left behind.
+def cgroup_prefix(jobs_dir: Path) -> str:
+    """The prefix of the run cgroups of the engine whose runs live in ``jobs_dir``.
 
-    A cgroup that still has members is in use (by another engine on this host)
-    and stays: rmdir refuses it.
+    Engines on one host share the ``ocean-engine`` parents; each names its runs'
+    cgroups ``<prefix>-<run>`` and sweeps only its own.
     """
+    digest = hashlib.sha256(str(jobs_dir.resolve()).encode()).hexdigest()
+    return f"e{digest[:16]}"
+
+
+def remove_stale_cgroups(jobs_dir: Path) -> int:
+    """Remove the empty run cgroups this engine (``jobs_dir``) left when killed mid-run.
+
+    Another engine's cgroups stay, even empty: it may have just created them.
+    """
+    own = f"{cgroup_prefix(jobs_dir)}-"
     removed = 0
     for controller in ("memory", "pids", "cpu"):
         parent = CGROUP_MOUNT / controller / CGROUP_PARENT
         if not parent.is_dir():
             continue
-        for directory in (d for d in parent.iterdir() if d.is_dir()):
-            try:
-                directory.rmdir()
-            except OSError:
-                continue
-            removed += 1
+        for directory in parent.iterdir():
+            if directory.name.startswith(own) and directory.is_dir():
+                removed += _try_rmdir(directory)
     if removed:
-        logger.info("removed %d cgroup(s) left by an earlier engine", removed)
+        logger.info("removed %d cgroup(s) left by an earlier run of this engine", removed)
     return removed
+
+
+def _try_rmdir(directory: Path) -> int:
+    """1 if ``directory`` was removed; 0 if it is gone or still in use."""
+    try:
+        directory.rmdir()
+    except OSError:
+        return 0
+    return 1
 
 
 def _make_cgroup(controller: str, run_id: str) -> Path | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,6 +12,7 @@ from ocean_provider.engine import sandbox_bwrap as bw
 from ocean_provider.engine.sandbox_types import NOBODY, SandboxError, SandboxSpec
 
 BWRAP_ENV = {"PATH": "/usr/bin:/bin"}
+CGROUP_PREFIX = re.compile(r"[A-Za-z0-9]{1,32}")  # no "-": one prefix never starts another
 
 
 def probe_host() -> str | None:
@@ -73,6 +75,8 @@ def validate_spec(spec: SandboxSpec) -> None:
         raise SandboxError(f"limits must be positive: {limits}")
     if spec.uid <= 0 or spec.gid <= 0:
         raise SandboxError("the sandbox uid/gid must not be root")
+    if not CGROUP_PREFIX.fullmatch(spec.cgroup_prefix):
+        raise SandboxError(f"cgroup_prefix {spec.cgroup_prefix!r} must be letters and digits")
     if not spec.data_dir.is_dir():
         raise SandboxError(f"data_dir {spec.data_dir} is not a directory")
     bw.validate_ro_binds(spec.ro_binds)

@@ -47,6 +47,8 @@ class SandboxSpec:
     e.g. a Python installation living under /root/.pyenv.
     ``env`` is the complete environment inside (bwrap only adds PWD=workdir).
     ``uid``/``gid`` is the unprivileged identity, both inside and on the host.
+    ``cgroup_prefix`` starts the names of the run's cgroups: one per engine
+    (``sandbox_limits.cgroup_prefix``), so an engine sweeps only its own.
     """
 
     data_dir: Path
@@ -59,6 +61,7 @@ class SandboxSpec:
     ro_binds: Sequence[Path] = ()
     uid: int = NOBODY
     gid: int = NOBODY
+    cgroup_prefix: str = "run"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from ocean_provider.engine.environments import MIB, Environment
 from ocean_provider.engine.provision import ConfigLog, PreparedJob, Provisioner, ProvisionFailed
 from ocean_provider.engine.requests import Workflow
 from ocean_provider.engine.sandbox import SandboxLimits, SandboxOutcome, SandboxRun, SandboxSpec
+from ocean_provider.engine.sandbox_limits import cgroup_prefix
 from ocean_provider.engine.store import JobStore, StoredResult
 from ocean_provider.operator.models import JobStatus, ResultFile
 
@@ -58,6 +59,7 @@ class Scheduler:
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_cleanup = 0.0
+        self._cgroup_prefix = cgroup_prefix(config.jobs_dir)
 
     def job_dir(self, job_id: str) -> Path:
         return self._config.jobs_dir / job_id
@@ -242,6 +244,7 @@ class Scheduler:
             ),
             log_path=self.job_dir(job_id) / "admin" / "algorithm.log",  # out of the job's reach
             ro_binds=prepared.ro_binds,
+            cgroup_prefix=self._cgroup_prefix,
         )
         run = SandboxRun.start(spec)
         with self._lock:

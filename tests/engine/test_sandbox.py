@@ -577,7 +577,7 @@ import sys
 from pathlib import Path
 from ocean_provider.engine.sandbox import SandboxLimits, SandboxRun, SandboxSpec
 
-data_dir, token = Path(sys.argv[1]), sys.argv[2]
+data_dir, token, prefix = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 spec = SandboxSpec(
     data_dir=data_dir,
     argv=["/usr/bin/python3", "/data/transformations/algorithm", token],
@@ -587,6 +587,7 @@ spec = SandboxSpec(
         wall_seconds=60, memory_bytes=1 << 28, max_processes=8, output_bytes=1 << 20
     ),
     log_path=data_dir / "logs" / "algorithm.log",
+    cgroup_prefix=prefix,
 )
 run = SandboxRun.start(spec)
 print(" ".join(str(d) for d in run.cgroup_dirs), flush=True)
@@ -594,10 +595,11 @@ run.wait()
 """
 
 
-def test_sandbox_dies_with_a_killed_engine(job: Job) -> None:
+def test_sandbox_dies_with_a_killed_engine(job: Job, tmp_path: Path) -> None:
     job.spec(SLEEPER)  # writes the algorithm
+    prefix = sandbox_limits.cgroup_prefix(tmp_path)
     engine = subprocess.Popen(
-        [sys.executable, "-c", ENGINE_SCRIPT, str(job.data_dir), job.token],
+        [sys.executable, "-c", ENGINE_SCRIPT, str(job.data_dir), job.token, prefix],
         cwd=Path(__file__).parents[2],
         stdout=subprocess.PIPE,
         text=True,
@@ -617,9 +619,34 @@ def test_sandbox_dies_with_a_killed_engine(job: Job) -> None:
     # only the cgroup dirs are left behind; the next engine's start sweeps them
     # (members may take a moment to leave once they are dead)
     while any(d.exists() for d in cgroup_dirs) and time.monotonic() < deadline + 3:
-        sandbox_limits.remove_stale_cgroups()
+        sandbox_limits.remove_stale_cgroups(tmp_path)
         time.sleep(0.05)
     assert not any(d.exists() for d in cgroup_dirs)
+
+
+def test_an_engine_sweeps_only_its_own_cgroups(job: Job, tmp_path: Path) -> None:
+    engines = [tmp_path / "engine-a" / "jobs", tmp_path / "engine-b" / "jobs"]
+    prefixes = [sandbox_limits.cgroup_prefix(jobs_dir) for jobs_dir in engines]
+    assert prefixes[0] != prefixes[1]
+    assert (
+        sandbox_limits.cgroup_prefix(tmp_path / "engine-a" / ".." / "engine-a" / "jobs")
+        == (prefixes[0])
+    )
+    runs = [SandboxRun.start(job.spec("pass", cgroup_prefix=prefix)) for prefix in prefixes]
+    dirs = [run.cgroup_dirs for run in runs]
+    for sandbox in runs:
+        sandbox.wait()
+    for run_dirs, prefix in zip(dirs, prefixes, strict=True):
+        assert run_dirs and all(d.name.startswith(f"{prefix}-") for d in run_dirs)
+        for directory in run_dirs:  # as if each engine had been killed mid-run
+            directory.mkdir()
+
+    sandbox_limits.remove_stale_cgroups(engines[0])
+
+    assert not any(d.exists() for d in dirs[0])
+    assert all(d.exists() for d in dirs[1])  # engine b may have just made them
+    sandbox_limits.remove_stale_cgroups(engines[1])
+    assert not any(d.exists() for d in dirs[1])
 
 
 def test_only_spec_env_is_visible(job: Job, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -651,6 +678,8 @@ def test_setup_failure_is_reported_as_error(job: Job) -> None:
         {"limits": replace(LIMITS, memory_bytes=0)},
         {"uid": 0},
         {"env": {"BAD=NAME": "x"}},
+        {"cgroup_prefix": "a-b"},
+        {"cgroup_prefix": ""},
     ],
 )
 def test_invalid_spec_raises(job: Job, changes: dict[str, Any]) -> None:
