@@ -11,6 +11,9 @@ from flask import Flask
 
 from ocean_provider.errors import ConfigurationError
 
+# Paths without query strings (they carry signatures) and no referer (it may too).
+ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
+
 
 def _gunicorn(
     factory: Callable[[], Flask], bind: str, workers: int, timeout: int, threads: int = 4
@@ -24,6 +27,8 @@ def _gunicorn(
             self.cfg.set("timeout", timeout)
             self.cfg.set("threads", threads)
             self.cfg.set("accesslog", "-")
+            self.cfg.set("access_log_format", ACCESS_LOG_FORMAT)
+            self.cfg.set("control_socket_disable", True)  # no shared socket in $HOME
 
         def load(self) -> Any:
             return factory()
@@ -31,19 +36,22 @@ def _gunicorn(
     _App().run()
 
 
+# The master checks settings only: an app built before the fork would carry open
+# files (the SQLite nonce store) into every worker.
 def _serve(args: argparse.Namespace) -> None:
+    from ocean_provider.config import load_provider_settings
     from ocean_provider.wsgi import provider_app
 
-    provider_app()  # fail fast, with the setting's name, before workers start
+    load_provider_settings()  # fail fast, with the setting's name, before workers start
     _gunicorn(provider_app, args.bind, args.workers, args.timeout)
 
 
 def _engine(args: argparse.Namespace) -> None:
     from ocean_provider.config import load_engine_settings
-    from ocean_provider.engine.app import create_engine_app
+    from ocean_provider.engine.app import check_engine_settings
     from ocean_provider.wsgi import engine_app
 
-    create_engine_app(load_engine_settings(), start_scheduler=False)  # fail fast, name the setting
+    check_engine_settings(load_engine_settings())  # fail fast, name the setting
     # One worker: the scheduler and the sandboxes live in that process (threads serve requests).
     _gunicorn(engine_app, args.bind, 1, args.timeout, threads=8)
 

@@ -17,6 +17,8 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
+    # urllib3 logs each request line, query string (and so signatures) included, at DEBUG
+    logging.getLogger("urllib3").setLevel(max(logging.getLevelName(level), logging.INFO))
 
 
 def provider_app() -> Flask:
