@@ -8,6 +8,7 @@ from ocean_provider.api.context import context
 from ocean_provider.api.params import refuse_head, request_params
 from ocean_provider.auth.messages import job_message, result_message, start_message
 from ocean_provider.compute.requests import (
+    DeleteRequest,
     EnvironmentsRequest,
     JobRequest,
     ResultRequest,
@@ -25,8 +26,8 @@ def _statuses(jobs: list[OperatorJob]) -> Response:
     return jsonify([status_object(job, base) for job in jobs])
 
 
-def _job_request() -> tuple[str, JobRequest]:
-    req = parse(JobRequest, request_params())
+def _job_request(model: type[JobRequest] = JobRequest) -> tuple[str, JobRequest]:
+    req = parse(model, request_params())
     message = job_message(req.consumer_address, req.job_id, req.document_id)
     signer = context().auth.authenticate(req.consumer_address, message, req.signature, req.nonce)
     return signer, req
@@ -62,7 +63,7 @@ def computeStop() -> Response:  # noqa: N802
 
 @bp.delete("/compute")
 def computeDelete() -> Response:  # noqa: N802
-    signer, req = _job_request()
+    signer, req = _job_request(DeleteRequest)
     return _statuses(context().compute.delete(signer, req.job_id, req.document_id))
 
 
