@@ -28,6 +28,7 @@ from ocean_provider.operator.client import OperatorClient
 
 log = logging.getLogger(__name__)
 SERVICES_PREFIX = "/api/services"
+REDIS_TIMEOUT = 3.0  # seconds; a Redis that does not answer is a 503, not a hung worker
 
 
 def create_app(
@@ -89,5 +90,10 @@ def _nonce_store(settings: ProviderSettings) -> NonceStore:
     if settings.redis_connection:
         import redis
 
-        return RedisNonceStore(redis.Redis.from_url(settings.redis_connection))
+        client = redis.Redis.from_url(
+            settings.redis_connection,
+            socket_connect_timeout=REDIS_TIMEOUT,
+            socket_timeout=REDIS_TIMEOUT,
+        )
+        return RedisNonceStore(client)
     return SqliteNonceStore(settings.storage_path)
