@@ -61,6 +61,7 @@ def _free_port() -> int:
 class Served:
     url: str
     log: Path
+    home: Path
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     threading.Thread(target=engine.serve_forever, daemon=True).start()
     port = _free_port()
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"},
+        "HOME": str(root),  # where gunicorn would put its control socket
         "NETWORK_URL": "http://127.0.0.1:8545",
         "PROVIDER_PRIVATE_KEY": PROVIDER_KEY,
         "OPERATOR_SERVICE_URL": f"http://127.0.0.1:{engine.server_address[1]}",
@@ -89,7 +91,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(url, process, log)
-        yield Served(url, log)
+        yield Served(url, log, root)
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -156,3 +158,8 @@ def test_access_log_has_no_query_strings(served: Served) -> None:
     text = served.log.read_text()
     assert f"GET {STATUS} HTTP/1.1" in text
     assert "signature" not in text and consumer.address not in text
+
+
+def test_no_control_socket_in_home(served: Served) -> None:
+    """gunicorn's control socket would sit at one path shared by every server of the user."""
+    assert not (served.home / ".gunicorn").exists()
