@@ -45,17 +45,26 @@ class ProviderSettings:
     allow_unsigned_status: bool
     max_request_bytes: int
     provider_fee_token: Mapping[int, str] = field(default_factory=dict)
+    # derived once here, never per request
+    chain_ids: list[int] = field(init=False)
+    provider_addresses: Mapping[int, str] = field(init=False)
+    universal_address: str = field(init=False)
 
-    @property
-    def chain_ids(self) -> list[int]:
-        return sorted(self.chain_rpc)
+    def __post_init__(self) -> None:
+        derived = {
+            "chain_ids": sorted(self.chain_rpc),
+            "provider_addresses": {c: _address_of(k) for c, k in self.provider_keys.items()},
+            "universal_address": _address_of(self.universal_key),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)  # frozen: set once, at construction
 
     def provider_address(self, chain_id: int) -> str:
-        return str(Account.from_key(self.provider_keys[chain_id]).address)
+        return self.provider_addresses[chain_id]
 
-    @property
-    def universal_address(self) -> str:
-        return str(Account.from_key(self.universal_key).address)
+
+def _address_of(key: str) -> str:
+    return str(Account.from_key(key).address)
 
 
 class _Source:

@@ -18,6 +18,7 @@ class ProviderContext:
     settings: ProviderSettings
     auth: RequestAuthenticator
     compute: ComputeService
+    root_body: bytes | None = None  # GET /'s reply, serialised on first use
 
     def base_url(self) -> str:
         return self.settings.provider_url or request.host_url

@@ -30,19 +30,19 @@ def service_endpoints() -> dict[str, list[str]]:
 
 @root.get("/")
 def version() -> Response:
-    settings = context().settings
-    return jsonify(
-        {
+    ctx = context()
+    if ctx.root_body is None:  # the same for the app's whole life: built once
+        settings = ctx.settings
+        info = {
             "software": "Provider",
             "version": __version__,
             "chainIds": settings.chain_ids,
-            "providerAddresses": {
-                str(chain): settings.provider_address(chain) for chain in settings.chain_ids
-            },
+            "providerAddresses": {str(c): a for c, a in settings.provider_addresses.items()},
             "computeAddress": settings.universal_address,
             "serviceEndpoints": service_endpoints(),
         }
-    )
+        ctx.root_body = current_app.json.dumps(info).encode()
+    return Response(ctx.root_body, mimetype="application/json")
 
 
 @nonces.get("/nonce")
