@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request, stream_with_context
+from flask import Blueprint, Response, jsonify, request
 
 from ocean_provider.api.context import context
+from ocean_provider.api.downloads import download_response, requested_range
 from ocean_provider.api.params import refuse_head, request_params
 from ocean_provider.auth.messages import job_message, result_message, start_message
 from ocean_provider.compute.requests import (
@@ -70,23 +71,12 @@ def computeDelete() -> Response:  # noqa: N802
 @bp.get("/computeResult")
 def computeResult() -> Response:  # noqa: N802
     refuse_head()
+    byte_range = requested_range(request.headers.get("Range"))  # before a nonce is spent
     req = parse(ResultRequest, request_params())
     message = result_message(req.consumer_address, req.job_id, req.index)
     signer = context().auth.authenticate(req.consumer_address, message, req.signature, req.nonce)
-    assert req.signature is not None  # authenticate refuses a missing one
-    stream = context().compute.result(
-        signer, req.job_id, req.index, req.signature, request.headers.get("Range")
-    )
-    response = Response(
-        stream_with_context(stream.chunks()), status=stream.status, direct_passthrough=True
-    )
-    for name, value in stream.headers.items():
-        response.headers[name] = value
-    if stream.status != 206:
-        name = stream.filename or f"result-{req.index}"
-        response.headers["Content-Disposition"] = f"attachment;filename={name}"
-        response.headers["Access-Control-Expose-Headers"] = "Content-Disposition"
-    return response
+    stream = context().compute.result(signer, req.job_id, req.index, byte_range)
+    return download_response(stream, f"result-{req.index}")
 
 
 @bp.get("/computeEnvironments")

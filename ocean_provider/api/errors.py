@@ -7,7 +7,7 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from ocean_provider.errors import ProviderError
+from ocean_provider.errors import ProviderError, RangeNotSatisfiable
 
 log = logging.getLogger(__name__)
 
@@ -17,12 +17,21 @@ HTTP_CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    416: "range_not_satisfiable",
 }
 
 
 def error_reply(error: ProviderError) -> Response:
     response = jsonify(error.body())
     response.status_code = error.status
+    return response
+
+
+def _range_not_satisfiable(error: RangeNotSatisfiable) -> Response:
+    """416 says how long the result is when the engine said so (RFC 9110 14.4)."""
+    response = error_reply(error)
+    if error.size is not None:
+        response.headers["Content-Range"] = f"bytes */{error.size}"
     return response
 
 
@@ -48,5 +57,6 @@ def _unexpected(exc: Exception) -> Response:
 
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ProviderError, error_reply)
+    app.register_error_handler(RangeNotSatisfiable, _range_not_satisfiable)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
