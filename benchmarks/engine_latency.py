@@ -112,7 +112,7 @@ def read_result(client: OperatorClient, owner: str, job: OperatorJob, kind: str)
     match = [r for r in job.results if r.type == kind]
     if not match:
         raise RuntimeError(f"job {job.job_id} has no {kind} result")
-    stream = client.result(owner, job.job_id, match[0].index, "0xbenchmark", None)
+    stream = client.result(owner, job.job_id, match[0].index, None)
     return b"".join(stream.chunks())
 
 

@@ -86,7 +86,7 @@ def main() -> int:
             print(f"job {started.job_id}")
             job = follow(engine.client, owner, started.job_id)
             for result in job.results:
-                stream = engine.client.result(owner, job.job_id, result.index, "", None)
+                stream = engine.client.result(owner, job.job_id, result.index, None)
                 body = b"".join(stream.chunks()).decode("utf-8", "replace")
                 print(f"\n--- result {result.index}: {result.filename} ({result.type})")
                 print(body.rstrip())

@@ -77,7 +77,7 @@ class ComputeBackend(Protocol):
     def environments(self, chain_id: int) -> list[dict[str, Any]]: ...
 
     def result(
-        self, owner: str, job_id: str, index: int, consumer_signature: str, range_header: str | None
+        self, owner: str, job_id: str, index: int, range_header: str | None
     ) -> ResultStream: ...
 
 

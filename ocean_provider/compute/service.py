@@ -202,10 +202,10 @@ class ComputeService:
         return after or before
 
     def result(
-        self, signer: str, job_id: str, index: int, signature: str, range_header: str | None
+        self, signer: str, job_id: str, index: int, range_header: str | None
     ) -> ResultStream:
         self.status(signer, job_id, None)
-        return self.backend.result(signer, job_id, index, signature, range_header)
+        return self.backend.result(signer, job_id, index, range_header)
 
 
 def _owned(signer: str, jobs: list[OperatorJob]) -> list[OperatorJob]:

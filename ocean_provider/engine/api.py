@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eth_utils.address import to_checksum_address
-from flask import Blueprint, Response, current_app, jsonify, send_file
+from flask import Blueprint, Response, current_app, jsonify, request, send_file
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from ocean_provider.api.params import request_params
-from ocean_provider.auth.authenticator import RequestAuthenticator
+from ocean_provider.auth.signing import verify_signature
 from ocean_provider.compute.requests import parse
 from ocean_provider.engine.environments import Environment
+from ocean_provider.engine.replay import ReplayCache
 from ocean_provider.engine.requests import (
     JobQuery,
     JobTarget,
@@ -21,13 +23,17 @@ from ocean_provider.engine.requests import (
 from ocean_provider.engine.store import AgreementInUse, JobRecord, JobStore
 from ocean_provider.engine.worker import Scheduler
 from ocean_provider.errors import (
+    ComputeRefused,
     EnvironmentNotFound,
     JobNotFound,
+    RangeNotSatisfiable,
     ResultNotFound,
     SignatureInvalid,
+    SignatureMissing,
     ValidationFailed,
 )
 from ocean_provider.operator.models import JobStatus, OperatorJob
+from ocean_provider.operator.request_signature import HEADER, verify_request
 
 bp = Blueprint("operator", __name__)
 EXTENSION = "ocean_engine"
@@ -38,20 +44,41 @@ class EngineContext:
     store: JobStore
     scheduler: Scheduler
     environments: dict[str, Environment]
-    auth: RequestAuthenticator
+    replay: ReplayCache
     allowed_providers: tuple[str, ...]
 
     def authenticate(self, req: ProviderSigned, job_id: str | None) -> str:
-        """The calling Provider: an allowed address, its signature, a fresh nonce."""
+        """The calling Provider: an allowed address, Ocean's signature over
+        ``owner[+jobId]+nonce``, our header signature over the whole request, and a
+        nonce not seen within the replay window, checked in that order."""
         try:
             provider = str(to_checksum_address(req.provider_address))
         except ValueError:
             raise SignatureInvalid("providerAddress is not an address") from None
         if provider not in self.allowed_providers:
             raise SignatureInvalid("this provider is not allowed to use the engine")
-        return self.auth.authenticate(
-            provider, f"{req.owner}{job_id or ''}", req.provider_signature, req.nonce
+        if not req.provider_signature:
+            raise SignatureMissing()
+        if req.nonce is None:
+            raise ValidationFailed({"nonce": ["The nonce field is required."]})
+        try:
+            message = f"{req.owner}{job_id or ''}{req.nonce}"
+            verify_signature(provider, message, req.provider_signature)
+        except SignatureInvalid:
+            raise SignatureInvalid(
+                "providerSignature was not made by providerAddress over owner, jobId and nonce"
+            ) from None
+        verify_request(
+            provider,
+            request.headers.get(HEADER),
+            method=request.method,
+            path=request.script_root + request.path,
+            query=request.query_string.decode("latin-1"),
+            body=request.get_data(cache=True),
+            nonce=req.nonce,
         )
+        self.replay.accept(provider, req.nonce)
+        return provider
 
 
 def _ctx() -> EngineContext:
@@ -97,8 +124,8 @@ def start() -> Response:
             queue_seconds=env.max_queue_seconds,
         )
     except AgreementInUse:
-        raise ValidationFailed(
-            {"agreementId": ["agreementId already in use for other job."]}
+        raise ComputeRefused(
+            "agreementId", "agreement_in_use", "agreementId already in use for other job."
         ) from None
     ctx.scheduler.wake()
     return _reply([job])
@@ -152,13 +179,17 @@ def get_result() -> Response:
     path = _ctx().scheduler.result_file(req.job_id, record.results[req.index])
     if path is None:  # expired a moment ago
         raise ResultNotFound(f"No such index {req.index} in this compute job")
-    return send_file(
-        path,
-        as_attachment=True,
-        download_name=_download_name(record.results[req.index].result.filename),
-        conditional=True,
-        max_age=0,
-    )
+    try:
+        # werkzeug quotes the name as RFC 6266 says (``filename*`` for non-ASCII)
+        return send_file(
+            path,
+            as_attachment=True,
+            download_name=_download_name(record.results[req.index].result.filename),
+            conditional=True,
+            max_age=0,
+        )
+    except RequestedRangeNotSatisfiable as exc:
+        return _unsatisfiable(exc.length)
 
 
 @bp.get("/environments")
@@ -172,6 +203,15 @@ def environments() -> Response:
 def _fresh(record: JobRecord) -> OperatorJob:
     latest = _ctx().store.get(record.job.job_id)
     return latest.job if latest else record.job
+
+
+def _unsatisfiable(size: int | None) -> Response:
+    error = RangeNotSatisfiable("the requested range lies outside the result", size=size)
+    response = jsonify(error.body())
+    response.status_code = error.status
+    if size is not None:
+        response.headers["Content-Range"] = f"bytes */{size}"
+    return response
 
 
 def _download_name(filename: str) -> str:

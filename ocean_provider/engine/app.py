@@ -8,14 +8,14 @@ from flask import Flask, Response, current_app, jsonify
 
 from ocean_provider import __version__
 from ocean_provider.api.errors import register_error_handlers
-from ocean_provider.auth.authenticator import RequestAuthenticator
-from ocean_provider.auth.nonces import SqliteNonceStore
+from ocean_provider.bounded_json import BoundedJSONProvider
 from ocean_provider.config import EngineSettings
 from ocean_provider.engine.api import EXTENSION, EngineContext
 from ocean_provider.engine.api import bp as operator_bp
 from ocean_provider.engine.environments import parse_environments, parse_runtimes
 from ocean_provider.engine.fetch import FetchPolicy, SafeFetcher
 from ocean_provider.engine.provision import Provisioner
+from ocean_provider.engine.replay import ReplayCache
 from ocean_provider.engine.sandbox import sandbox_available
 from ocean_provider.engine.sandbox_limits import remove_stale_cgroups
 from ocean_provider.engine.store import JobStore
@@ -52,12 +52,13 @@ def create_engine_app(settings: EngineSettings, *, start_scheduler: bool = True)
     )
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = BoundedJSONProvider(app)  # a deep body is a 400, not a dead worker
+    app.json.sort_keys = False
     app.extensions[EXTENSION] = EngineContext(
         store=store,
         scheduler=scheduler,
         environments=environments,
-        auth=RequestAuthenticator(SqliteNonceStore(storage / "provider-nonces.db")),
+        replay=ReplayCache(),
         allowed_providers=settings.allowed_providers,
     )
     app.register_blueprint(operator_bp, url_prefix=OPERATOR_PREFIX)

@@ -18,7 +18,7 @@ from eth_account import Account
 from flask import Flask
 from werkzeug.exceptions import NotFound
 from werkzeug.middleware.shared_data import SharedDataMiddleware
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from ocean_provider.config import load_engine_settings
 from ocean_provider.engine.api import EXTENSION, EngineContext
@@ -40,9 +40,16 @@ class ServedApp:
         self.thread.join(10)
 
 
+class _UnloggedRequests(WSGIRequestHandler):
+    """No access log: Ocean's protocol puts signatures in query strings."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
 def serve_app(app: Any, name: str = "wsgi") -> ServedApp:
     """Serve ``app`` on 127.0.0.1 at a free port, one thread per request."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_UnloggedRequests)
     thread = threading.Thread(target=server.serve_forever, name=f"{name}-http", daemon=True)
     thread.start()
     return ServedApp(f"http://127.0.0.1:{server.server_port}", server, thread)

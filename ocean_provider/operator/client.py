@@ -1,13 +1,17 @@
 """HTTP client for an Operator-Service-compatible engine (ours, or Ocean's on Kubernetes).
 
-One pooled session; connect and read timeouts on every call; bounded retries
+One pooled session. Every call has an overall deadline (``Deadline``), not only
+per-read timeouts, and a JSON reply is read within a size cap; bounded retries
 for idempotent calls only (each attempt signed with a fresh nonce). Every
-request is signed by the Provider over ``owner[+jobId]+nonce``.
+request carries Ocean's signature over ``owner[+jobId]+nonce`` and, in a
+header, ours over the whole request (``request_signature``); Ocean's
+Operator-Service ignores the header.
 
-Several Provider processes share one key, so the engine may see their nonces
-out of order and refuse one as ``nonce_too_low``. It refuses before doing
+An engine with a strictly increasing nonce (Ocean's) may see the nonces of
+several Provider processes out of order and refuse one. It refuses before doing
 anything, so every call (POST included) is re-signed and sent again, a few
-times at most.
+times at most; after that the failure is the server's (503), not the caller's.
+Signatures are never logged: log lines name the method and path only.
 """
 
 from __future__ import annotations
@@ -18,28 +22,31 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
-from pydantic import ValidationError
-from requests.adapters import HTTPAdapter
 
 from ocean_provider.auth.signing import sign_message
-from ocean_provider.errors import (
-    JobNotFound,
-    OperatorFailed,
-    OperatorRejected,
-    OperatorUnavailable,
-    ResultNotFound,
-)
+from ocean_provider.errors import JobNotFound, OperatorUnavailable, ResultNotFound
+from ocean_provider.operator.deadline import Deadline, DeadlineAdapter
 from ocean_provider.operator.models import OperatorJob
+from ocean_provider.operator.replies import (
+    CHUNK_BYTES,
+    MAX_REPLY_BYTES,
+    EngineReply,
+    disposition_name,
+    engine_error,
+    parse_environments,
+    parse_jobs,
+    read_capped,
+)
+from ocean_provider.operator.request_signature import HEADER, sign_request
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1/operator"
 RETRY_STATUSES = frozenset({502, 503, 504})
 NONCE_RETRIES = 3
-CHUNK_BYTES = 64 * 1024
-MAX_ERROR_TEXT = 300
 RESULT_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges")
 
 
@@ -75,6 +82,16 @@ class ResultStream:
         self._response.close()
 
 
+@dataclass(frozen=True)
+class _Call:
+    method: str
+    path: str
+    params: Mapping[str, Any]
+    json: Mapping[str, Any] | None = None
+    sign: tuple[str, str | None] | None = None
+    headers: Mapping[str, str] | None = None
+
+
 class OperatorClient:
     def __init__(
         self,
@@ -83,6 +100,8 @@ class OperatorClient:
         *,
         connect_timeout: float,
         read_timeout: float,
+        total_timeout: float | None = None,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
         retries: int = 2,
         backoff: float = 0.3,
         session: requests.Session | None = None,
@@ -90,6 +109,8 @@ class OperatorClient:
         self._base = base_url.rstrip("/") + API_PREFIX
         self._key = signer_key
         self._timeout = (connect_timeout, read_timeout)
+        self._total = total_timeout or connect_timeout + read_timeout
+        self._max_reply = max_reply_bytes
         self._retries = retries
         self._backoff = backoff
         self._nonces = MonotonicNonce()
@@ -112,206 +133,152 @@ class OperatorClient:
 
     def start(self, owner: str, payload: Mapping[str, Any]) -> list[OperatorJob]:
         """POST a workflow. Never retried: the engine may have created the job."""
-        body = {**payload, "owner": owner}
-        response = self._send("POST", "/compute", json=body, sign=(owner, None), retries=0)
-        return self._jobs(response)
+        call = _Call("POST", "/compute", {}, json={**payload, "owner": owner}, sign=(owner, None))
+        return parse_jobs(self._reply(call, retries=0), owner)
 
     def status(
         self, owner: str, job_id: str | None = None, document_id: str | None = None
     ) -> list[OperatorJob]:
-        return self._jobs(self._job_call("GET", owner, job_id, document_id))
+        return self._job_call("GET", owner, job_id, document_id)
 
     def stop(self, owner: str, job_id: str | None, document_id: str | None) -> list[OperatorJob]:
-        return self._jobs(self._job_call("PUT", owner, job_id, document_id))
+        return self._job_call("PUT", owner, job_id, document_id)
 
     def delete(self, owner: str, job_id: str | None, document_id: str | None) -> list[OperatorJob]:
         """DELETE; Ocean's Operator-Service answers ``""`` here, which gives ``[]``."""
-        return self._jobs(self._job_call("DELETE", owner, job_id, document_id))
+        return self._job_call("DELETE", owner, job_id, document_id)
 
     def environments(self, chain_id: int) -> list[dict[str, Any]]:
-        response = self._send("GET", "/environments", params={"chainId": chain_id})
-        body = _json(response)
-        if not isinstance(body, list) or not all(isinstance(env, dict) for env in body):
-            raise OperatorFailed("compute engine sent an unreadable environment list")
-        return body
+        return parse_environments(self._reply(_Call("GET", "/environments", {"chainId": chain_id})))
 
-    def result(
-        self, owner: str, job_id: str, index: int, consumer_signature: str, range_header: str | None
-    ) -> ResultStream:
-        params = {
-            "owner": owner,
-            "jobId": job_id,
-            "index": index,
-            "consumerSignature": consumer_signature,
-        }
+    def result(self, owner: str, job_id: str, index: int, range_header: str | None) -> ResultStream:
+        """Stream one result file. The deadline covers the reply's head; the body then
+        streams under per-read timeouts, as long as the file takes."""
+        params = {"owner": owner, "jobId": job_id, "index": index}
         headers = {"Range": range_header} if range_header else {}
+        call = _Call("GET", "/getResult", params, sign=(owner, job_id), headers=headers)
         try:
-            response = self._send(
-                "GET",
-                "/getResult",
-                params=params,
-                sign=(owner, job_id),
-                headers=headers,
-                stream=True,
-            )
+            response = self._send(call, stream=True)
         except JobNotFound:
             raise ResultNotFound("no such result for this job") from None
+        assert not isinstance(response, EngineReply)  # stream=True and a 2xx
         kept = {k: response.headers[k] for k in RESULT_HEADERS if k in response.headers}
         return ResultStream(
-            response.status_code, kept, _disposition_name(response.headers), response
+            response.status_code, kept, disposition_name(response.headers), response
         )
 
     def _job_call(
         self, method: str, owner: str, job_id: str | None, document_id: str | None
-    ) -> requests.Response:
+    ) -> list[OperatorJob]:
         params: dict[str, Any] = {"owner": owner}
         if job_id:
             params["jobId"] = job_id
         if document_id:
             params["documentId"] = document_id
-        return self._send(method, "/compute", params=params, sign=(owner, job_id))
+        reply = self._reply(_Call(method, "/compute", params, sign=(owner, job_id)))
+        return parse_jobs(reply, owner, job_id, document_id)
+
+    def _reply(self, call: _Call, retries: int | None = None) -> EngineReply:
+        reply = self._send(call, retries=retries)
+        assert isinstance(reply, EngineReply)
+        return reply
 
     def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Mapping[str, Any] | None = None,
-        sign: tuple[str, str | None] | None = None,
-        headers: Mapping[str, str] | None = None,
-        stream: bool = False,
-        retries: int | None = None,
-    ) -> requests.Response:
+        self, call: _Call, *, stream: bool = False, retries: int | None = None
+    ) -> EngineReply | requests.Response:
+        """Send until a reply we keep, within one deadline; 4xx/5xx raise our errors."""
         attempts = 1 + (self._retries if retries is None else retries)
         attempt = nonce_retries = 0
-        while True:
-            attempt += 1
-            signed = self._signed(*sign) if sign else {}
-            query, body = (params or {}), json
+        with Deadline(self._total) as deadline:
+            while True:
+                attempt += 1
+                try:
+                    reply = self._exchange(call, deadline, stream)
+                except OperatorUnavailable:
+                    if attempt >= attempts or deadline.remaining() <= 0:
+                        raise
+                else:
+                    if isinstance(reply, requests.Response):
+                        return reply  # a 2xx stream, its body not read yet
+                    if reply.nonce_refused:
+                        if nonce_retries >= NONCE_RETRIES:
+                            raise OperatorUnavailable(
+                                "compute engine kept refusing the Provider's nonces"
+                            )
+                        nonce_retries += 1
+                        attempt -= 1  # a refused nonce did nothing: not an attempt
+                        log.info("engine refused a nonce; re-signing")
+                        continue
+                    if reply.status < 300:
+                        return reply
+                    if reply.status not in RETRY_STATUSES or attempt >= attempts:
+                        raise engine_error(reply)
+                time.sleep(min(self._backoff * attempt, deadline.remaining()))
+                if deadline.remaining() <= 0:
+                    raise OperatorUnavailable("compute engine did not answer in time")
+
+    def _exchange(
+        self, call: _Call, deadline: Deadline, stream: bool
+    ) -> EngineReply | requests.Response:
+        """One signed attempt: the open 2xx stream, or the whole reply (size-capped)."""
+        try:
+            response = self._request(call, deadline)
+            if stream and response.status_code < 300:
+                return response
+            return read_capped(response, self._max_reply)
+        except requests.ConnectTimeout:
+            raise OperatorUnavailable("compute engine unreachable (connect timeout)") from None
+        except requests.RequestException as exc:
+            if deadline.expired or isinstance(exc, requests.Timeout):
+                raise OperatorUnavailable("compute engine did not answer in time") from None
+            raise OperatorUnavailable("compute engine unreachable") from None
+
+    def _request(self, call: _Call, deadline: Deadline) -> requests.Response:
+        query, body = dict(call.params), call.json
+        nonce = None
+        if call.sign:
+            signed = self._signed(*call.sign)
+            nonce = str(signed["nonce"])
             if body is not None:
                 body = {**body, **signed}
             else:
-                query = {**query, **signed}
-            try:
-                response = self._request(method, path, query, body, headers, stream)
-            except OperatorUnavailable:
-                if attempt >= attempts:
-                    raise
-            else:
-                if _nonce_refused(response) and nonce_retries < NONCE_RETRIES:
-                    nonce_retries += 1
-                    attempt -= 1  # a refused nonce did nothing: not an attempt
-                    response.close()
-                    log.info("engine refused a stale nonce; re-signing")
-                    continue
-                if response.status_code not in RETRY_STATUSES or attempt >= attempts:
-                    return _checked(response)
-                response.close()
-            time.sleep(self._backoff * attempt)
-
-    def _request(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, Any],
-        json: Mapping[str, Any] | None,
-        headers: Mapping[str, str] | None,
-        stream: bool,
-    ) -> requests.Response:
-        started = time.monotonic()
-        try:
-            response = self._session.request(
-                method,
-                self._base + path,
-                params=params or None,
-                json=json,
-                headers=dict(headers or {}),
-                timeout=self._timeout,
-                stream=stream,
+                query.update(signed)
+        prepared = self._session.prepare_request(
+            requests.Request(
+                call.method,
+                self._base + call.path,
+                params=query or None,
+                json=body,
+                headers=dict(call.headers or {}),
             )
-        except requests.ConnectTimeout:
-            raise OperatorUnavailable("compute engine unreachable (connect timeout)") from None
-        except requests.ReadTimeout:
-            raise OperatorUnavailable("compute engine did not answer in time") from None
-        except requests.RequestException:
-            raise OperatorUnavailable("compute engine unreachable") from None
+        )
+        if nonce is not None:
+            prepared.headers[HEADER] = self._request_signature(prepared, nonce)
+        read = max(0.001, min(self._timeout[1], deadline.remaining()))
+        started = time.monotonic()
+        response = self._session.send(
+            prepared, timeout=(self._timeout[0], read), stream=True, allow_redirects=False
+        )
         elapsed = (time.monotonic() - started) * 1000
-        log.info("engine %s %s -> %s in %.0f ms", method, path, response.status_code, elapsed)
+        log.info(
+            "engine %s %s -> %s in %.0f ms", call.method, call.path, response.status_code, elapsed
+        )
         return response
 
-    @staticmethod
-    def _jobs(response: requests.Response) -> list[OperatorJob]:
-        body = _json(response)
-        if body in ("", None):
-            return []
-        if isinstance(body, dict):
-            body = [body]
-        if not isinstance(body, list):
-            raise OperatorFailed("compute engine sent an unreadable job list")
-        try:
-            return [OperatorJob.model_validate(item) for item in body]
-        except ValidationError:
-            raise OperatorFailed("compute engine sent an unreadable job list") from None
+    def _request_signature(self, prepared: requests.PreparedRequest, nonce: str) -> str:
+        """Sign the exact path, query and body bytes ``requests`` is about to send."""
+        url = urlsplit(prepared.url or "")
+        body = prepared.body or b""
+        raw = body.encode("utf-8") if isinstance(body, str) else body
+        method = prepared.method or "GET"
+        return sign_request(
+            self._key, method=method, path=url.path, query=url.query, body=raw, nonce=nonce
+        )
 
 
 def _pooled_session() -> requests.Session:
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=25)
+    adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=25)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
-
-
-def _json(response: requests.Response) -> Any:
-    if not response.content.strip():
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        raise OperatorFailed("compute engine sent a reply that is not JSON") from None
-
-
-def _nonce_refused(response: requests.Response) -> bool:
-    """Our engine's answer to a nonce not above the last one it accepted."""
-    if response.status_code != 400 or len(response.content) > 4096:
-        return False
-    try:
-        body = response.json()
-    except ValueError:
-        return False
-    return isinstance(body, dict) and body.get("code") == "nonce_too_low"
-
-
-def _checked(response: requests.Response) -> requests.Response:
-    """Map engine errors to ours; 2xx (and 206) pass."""
-    code = response.status_code
-    if code < 400:
-        return response
-    text = _error_text(response)
-    response.close()
-    if code == 404:
-        raise JobNotFound("no such job for this consumer")
-    if 400 <= code < 500:
-        raise OperatorRejected(f"compute engine refused the request: {text}")
-    raise OperatorFailed(f"compute engine failed (HTTP {code})")
-
-
-def _error_text(response: requests.Response) -> str:
-    try:
-        body = response.json()
-        text = body.get("error", "") if isinstance(body, dict) else str(body)
-    except ValueError:
-        text = ""
-    text = str(text) if not isinstance(text, str) else text
-    words = ["<URL>" if "://" in word else word for word in text.split()]
-    return " ".join(words)[:MAX_ERROR_TEXT] or f"HTTP {response.status_code}"
-
-
-def _disposition_name(headers: Mapping[str, str]) -> str | None:
-    value = headers.get("Content-Disposition", "")
-    for part in value.split(";"):
-        key, _, name = part.strip().partition("=")
-        if key.lower() == "filename" and name:
-            return name.strip('"')
-    return None

@@ -7,8 +7,9 @@ own Operator-Service is loose (dates as strings, ``results`` as ``""``).
 
 from __future__ import annotations
 
+import math
 from enum import IntEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -69,22 +70,38 @@ TERMINAL = frozenset(
 
 RESULT_TYPES = ("output", "algorithmLog", "configurationLog")
 
+# Bounds on what an engine may report; a reply outside them is unreadable (502).
+MAX_STATUS = 999  # Ocean's codes are two digits; ocean-node's stay below 100 too
+LATEST_DATE = 4_102_444_800.0  # 2100-01-01, in epoch seconds
+MAX_TEXT = 1024
+MAX_RESULTS = 10_000
+
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+
 
 class ResultFile(BaseModel):
     """One downloadable result; ``index`` is what getResult takes."""
 
     model_config = ConfigDict(extra="ignore")
 
-    index: int
-    filename: str
-    filesize: int = 0
-    type: str = "output"
+    index: Annotated[int, Field(ge=0, le=MAX_RESULTS)]
+    filename: Annotated[str, Field(max_length=4096)]
+    filesize: Annotated[int, Field(ge=0, le=2**53)] = 0
+    type: Annotated[str, Field(max_length=64)] = "output"
 
 
 def _epoch(value: Any) -> float | None:
+    """Epoch seconds (Ocean sends them as text); finite and between 1970 and 2100."""
     if value in (None, "", "null"):
         return None
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("a date must be epoch seconds")
+    if isinstance(value, str) and len(value) > 32:
+        raise ValueError("a date must be epoch seconds")
+    seconds = float(value)
+    if not math.isfinite(seconds) or not 0 <= seconds <= LATEST_DATE:
+        raise ValueError("a date must be epoch seconds between 1970 and 2100")
+    return seconds
 
 
 class OperatorJob(BaseModel):
@@ -92,18 +109,18 @@ class OperatorJob(BaseModel):
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    job_id: str = Field(alias="jobId")
-    owner: str
-    agreement_id: str = Field(default="", alias="agreementId")
-    status: int
-    status_text: str = Field(default="", alias="statusText")
+    job_id: str = Field(alias="jobId", min_length=1, max_length=256)
+    owner: str = Field(max_length=64)
+    agreement_id: str = Field(default="", alias="agreementId", max_length=256)
+    status: int = Field(ge=0, le=MAX_STATUS)
+    status_text: Text = Field(default="", alias="statusText")
     date_created: float | None = Field(default=None, alias="dateCreated")
     date_finished: float | None = Field(default=None, alias="dateFinished")
-    results: list[ResultFile] = Field(default_factory=list)
-    stopreq: int = 0
-    algo_did: str = Field(default="", alias="algoDID")
-    input_dids: list[str] = Field(default_factory=list, alias="inputDID")
-    environment: str = ""
+    results: list[ResultFile] = Field(default_factory=list, max_length=MAX_RESULTS)
+    stopreq: int = Field(default=0, ge=0, le=9)
+    algo_did: Text = Field(default="", alias="algoDID")
+    input_dids: list[Text] = Field(default_factory=list, alias="inputDID", max_length=64)
+    environment: Text = ""
 
     @field_validator("date_created", "date_finished", mode="before")
     @classmethod

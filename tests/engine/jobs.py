@@ -68,5 +68,5 @@ def wait(
 def read_result(client: OperatorClient, job: OperatorJob, kind_or_name: str) -> bytes:
     match = [r for r in job.results if kind_or_name in (r.type, r.filename)]
     assert match, f"no result {kind_or_name} in {job.results}"
-    stream = client.result(OWNER, job.job_id, match[0].index, "0xsig", None)
+    stream = client.result(OWNER, job.job_id, match[0].index, None)
     return b"".join(stream.chunks())

@@ -7,13 +7,22 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
+from requests import PreparedRequest
 
 from ocean_provider.engine.embedded import EmbeddedEngine, start_embedded_engine
-from ocean_provider.errors import JobNotFound, OperatorRejected, ResultNotFound
+from ocean_provider.errors import (
+    JobNotFound,
+    OperatorFailed,
+    OperatorRejected,
+    RangeNotSatisfiable,
+    ResultNotFound,
+)
 from ocean_provider.operator.client import OperatorClient
+from ocean_provider.operator.request_signature import HEADER
 from tests.conftest import OTHER_KEY, PROVIDER_KEY
 from tests.engine.conftest import environment, start_engine
 from tests.engine.jobs import DID, OWNER, read_result, submit, wait, workflow
@@ -51,7 +60,7 @@ def test_job_runs_and_publishes_results(running_engine: EmbeddedEngine, file_ser
     assert read_result(client, job, "sum.txt") == b"5050"
     assert read_result(client, job, "deep/big.txt") == b"50"
     assert b"processed 100 numbers" in read_result(client, job, "algorithmLog")
-    ranged = client.result(OWNER, job_id, 1, "0xsig", "bytes=1-2")
+    ranged = client.result(OWNER, job_id, 1, "bytes=1-2")
     assert ranged.status == 206 and b"".join(ranged.chunks()) == b"05"
 
 
@@ -173,14 +182,14 @@ def test_foreign_and_unknown_jobs_are_404(running_engine: EmbeddedEngine) -> Non
             call()
     wait(client, job_id)
     with pytest.raises(ResultNotFound):
-        client.result(stranger, job_id, 0, "0xsig", None)
+        client.result(stranger, job_id, 0, None)
     with pytest.raises(ResultNotFound):
-        client.result(OWNER, job_id, 99, "0xsig", None)
+        client.result(OWNER, job_id, 99, None)
 
 
 def test_only_allowed_providers_with_fresh_nonces(running_engine: EmbeddedEngine) -> None:
     intruder = OperatorClient(running_engine.url, OTHER_KEY, connect_timeout=2, read_timeout=5)
-    with pytest.raises(OperatorRejected, match="not allowed"):
+    with pytest.raises(OperatorFailed, match="credentials"):
         intruder.status(OWNER)
     body = {
         **workflow("print(1)", DATA),
@@ -191,23 +200,100 @@ def test_only_allowed_providers_with_fresh_nonces(running_engine: EmbeddedEngine
     }
     reply = requests.post(f"{running_engine.url}/api/v1/operator/compute", json=body, timeout=5)
     assert reply.status_code == 400 and reply.json()["code"].startswith("signature")
-    params = {"owner": OWNER}
-    signed = running_engine.client._signed(OWNER, None)  # one signed request, sent twice
-    first = requests.get(
-        f"{running_engine.url}/api/v1/operator/compute", params={**params, **signed}
+    signed = _signed(running_engine.client, "GET", {"owner": OWNER})  # sent twice
+    first, again = (_send(signed) for _ in range(2))
+    assert first.status_code == 200, first.text
+    assert (again.status_code, again.json()["code"]) == (400, "nonce_not_fresh")
+
+
+def test_wrong_provider_key_is_named(running_engine: EmbeddedEngine) -> None:
+    """providerAddress is allowed, the key that signed is not its key."""
+    forger = OperatorClient(running_engine.url, OTHER_KEY, connect_timeout=2, read_timeout=5)
+    forger.provider_address = running_engine.client.provider_address
+    reply = _send(_signed(forger, "GET", {"owner": OWNER}))
+    assert (reply.status_code, reply.json()["code"]) == (400, "signature_invalid")
+    assert "providerSignature was not made by providerAddress" in reply.json()["error"]
+    assert "consumerAddress" not in reply.text
+
+
+def test_a_signed_request_is_good_for_its_own_route_only(running_engine: EmbeddedEngine) -> None:
+    """A status signature and its header, replayed as DELETE, PUT or POST: all refused,
+    and the refusals do not spend the nonce."""
+    client = running_engine.client
+    job_id = submit(client, "print(1)", DATA)
+    status = _signed(client, "GET", {"owner": OWNER, "jobId": job_id})
+    url, headers = status.url, status.headers
+    for method in ("DELETE", "PUT"):
+        replay = requests.request(method, url, headers=headers, timeout=5)
+        assert (replay.status_code, replay.json()["code"]) == (400, "signature_invalid"), method
+    fields = dict(parse_qsl(urlsplit(url).query))
+    post = requests.post(
+        url.split("?")[0], json={**workflow("print(2)", DATA), **fields}, headers=headers
     )
-    again = requests.get(
-        f"{running_engine.url}/api/v1/operator/compute", params={**params, **signed}
-    )
-    assert first.status_code == 200
-    assert (again.status_code, again.json()["code"]) == (400, "nonce_too_low")
+    assert (post.status_code, post.json()["code"]) == (400, "signature_invalid")
+    for extra in ("&documentId=did:op:x", "&jobId=other"):  # a query changed after signing
+        tampered = requests.get(url + extra, headers=headers, timeout=5)
+        assert tampered.status_code == 400 and tampered.json()["code"] == "signature_invalid"
+    unsigned = requests.get(url, timeout=5)  # Ocean's protocol alone: the header is required
+    assert (unsigned.status_code, unsigned.json()["code"]) == (400, "signature_invalid")
+    assert "X-Provider-Request-Signature" in unsigned.json()["error"]
+    assert _send(status).status_code == 200  # the genuine request still works, once
+    assert client.status(OWNER, job_id)[0].job_id == job_id
+
+
+def test_deep_json_post_is_400_and_the_engine_lives(running_engine: EmbeddedEngine) -> None:
+    url = f"{running_engine.url}/api/v1/operator/compute"
+    deep = "[" * 100_000 + "]" * 100_000
+    for body in (deep, '{"owner": ' + deep + "}"):
+        reply = requests.post(
+            url, data=body, headers={"Content-Type": "application/json"}, timeout=10
+        )
+        assert reply.status_code == 400
+    assert running_engine.client.status(OWNER) is not None
+
+
+NAMES = ["semi;colon.txt", 'x";filename=evil.html', "a b.txt", "café.txt"]
+WRITE_NAMES = f"""
+import pathlib
+for name in {NAMES!r}:
+    (pathlib.Path("/data/outputs") / name).write_text(name)
+"""
+
+
+def test_result_names_survive_and_bad_ranges_are_416(running_engine: EmbeddedEngine) -> None:
+    client = running_engine.client
+    job = wait(client, submit(client, WRITE_NAMES, DATA))
+    assert job.status == 70, job.status_text
+    outputs = {r.filename: r.index for r in job.results if r.type == "output"}
+    assert set(outputs) == set(NAMES)
+    for name, index in outputs.items():
+        download = client.result(OWNER, job.job_id, index, None)
+        assert (download.filename, b"".join(download.chunks())) == (name, name.encode())
+    size = len(b"a b.txt")
+    with pytest.raises(RangeNotSatisfiable) as raised:
+        client.result(OWNER, job.job_id, outputs["a b.txt"], "bytes=100-200")
+    assert (raised.value.status, raised.value.size) == (416, size)
+
+
+def _signed(client: OperatorClient, method: str, params: dict[str, str]) -> PreparedRequest:
+    """A request signed as the client signs it (both signatures), not sent."""
+    signed = {**params, **client._signed(params["owner"], params.get("jobId"))}
+    prepared = requests.Request(method, f"{client._base}/compute", params=signed).prepare()
+    nonce = str(signed["nonce"])
+    prepared.headers[HEADER] = client._request_signature(prepared, nonce)
+    return prepared
+
+
+def _send(prepared: PreparedRequest) -> requests.Response:
+    with requests.Session() as session:
+        return session.send(prepared.copy(), timeout=5)
 
 
 def test_one_agreement_one_active_job(running_engine: EmbeddedEngine) -> None:
     client = running_engine.client
     payload = workflow("import time; time.sleep(5)", DATA)
     client.start(OWNER, payload)
-    with pytest.raises(OperatorRejected, match="already in use"):
+    with pytest.raises(OperatorRejected, match="already used"):
         client.start(OWNER, payload)
 
 
@@ -231,7 +317,7 @@ def test_results_are_deleted_after_storage_expiry(tmp_path: Path, file_server: s
         (kept,) = client.status(OWNER, job.job_id)
         assert kept.status == 70 and kept.results == []  # the record stays; files are gone
         with pytest.raises(ResultNotFound):
-            client.result(OWNER, job.job_id, 0, "0xsig", None)
+            client.result(OWNER, job.job_id, 0, None)
     finally:
         engine.close()
 
@@ -271,7 +357,7 @@ def test_links_left_by_a_job_are_never_followed(running_engine: EmbeddedEngine) 
     names = [r.filename for r in job.results]
     assert names == ["name\nwith\rbreaks.txt", "algorithm.log", "configure.log"]
     assert read_result(client, job, "algorithmLog") == b"linked\n"
-    download = client.result(OWNER, job.job_id, 0, "0xsig", None)
+    download = client.result(OWNER, job.job_id, 0, None)
     assert b"".join(download.chunks()) == b"ok"
     assert download.filename == "name_with_breaks.txt"
 
@@ -280,7 +366,7 @@ def test_links_left_by_a_job_are_never_followed(running_engine: EmbeddedEngine) 
     stored.unlink()
     stored.symlink_to("/etc/shadow")
     with pytest.raises(ResultNotFound):
-        client.result(OWNER, job.job_id, 1, "0xsig", None)
+        client.result(OWNER, job.job_id, 1, None)
 
 
 UNLINKED_FILLER = """

@@ -11,11 +11,17 @@ import requests_mock as rm
 from ocean_provider.auth.signing import verify_signature
 from ocean_provider.errors import OperatorFailed, OperatorRejected, OperatorUnavailable
 from ocean_provider.operator.client import NONCE_RETRIES, OperatorClient
+from ocean_provider.operator.request_signature import HEADER, verify_request
 from tests.api.helpers import ENGINE_COMPUTE, engine_job
 from tests.conftest import ENGINE_URL, PROVIDER_KEY
 
 OWNER = "0xA78deb2Fa79463945C247991075E2a0e98Ba7A09"
 STALE = {"status_code": 400, "json": {"error": "nonce too low", "code": "nonce_too_low"}}
+# Ocean's Operator-Service: text only, no code, on GET/PUT/getResult
+OCEAN_STALE = {
+    "status_code": 400,
+    "json": {"error": "Invalid signature expected nonce (5) > current nonce (4)."},
+}
 
 
 @pytest.fixture
@@ -38,11 +44,62 @@ def test_start_is_re_signed_after_a_stale_nonce(client: OperatorClient, engine: 
     _check_signed(engine.request_history[1], client.provider_address)
 
 
-def test_stale_nonce_retries_are_bounded(client: OperatorClient, engine: rm.Mocker) -> None:
+def test_stale_nonce_retries_are_bounded_and_a_server_fault(
+    client: OperatorClient, engine: rm.Mocker
+) -> None:
+    """Re-signs exhausted is the server's failure (503), never the caller's 400."""
     engine.post(ENGINE_COMPUTE, **STALE)
-    with pytest.raises(OperatorRejected, match="nonce too low"):
+    with pytest.raises(OperatorUnavailable) as raised:
         client.start(OWNER, {"agreementId": "0xtx"})
+    assert raised.value.status == 503
     assert engine.call_count == 1 + NONCE_RETRIES
+
+
+def test_ocean_style_nonce_refusal_is_re_signed(client: OperatorClient, engine: rm.Mocker) -> None:
+    engine.get(ENGINE_COMPUTE, [OCEAN_STALE, OCEAN_STALE, {"json": [engine_job(OWNER)]}])
+    (job,) = client.status(OWNER, "job1")
+    assert job.job_id == "job1" and engine.call_count == 3
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_engine_5xx_is_a_server_fault(
+    client: OperatorClient, engine: rm.Mocker, status: int
+) -> None:
+    engine.get(ENGINE_COMPUTE, status_code=status, text="Traceback: providerSignature=0xabc")
+    with pytest.raises((OperatorFailed, OperatorUnavailable)) as raised:
+        client.status(OWNER, "job1")
+    assert raised.value.status in (502, 503) and "0xabc" not in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("method", "call", "body"),
+    [
+        ("GET", lambda c: c.status(OWNER, "job1", "did:op:x y"), b""),
+        ("PUT", lambda c: c.stop(OWNER, "job1", None), b""),
+        ("DELETE", lambda c: c.delete(OWNER, "job1", None), b""),
+        ("POST", lambda c: c.start(OWNER, {"agreementId": "0xtx", "x": "é&="}), None),
+    ],
+)
+def test_every_call_carries_a_request_signature_over_what_was_sent(
+    client: OperatorClient, engine: rm.Mocker, method: str, call: Any, body: bytes | None
+) -> None:
+    engine.register_uri(method, ENGINE_COMPUTE, json=[engine_job(OWNER)])
+    call(client)
+    (sent,) = engine.request_history
+    raw = sent.body if body is None else body
+    raw = raw.encode() if isinstance(raw, str) else raw
+    nonce = str(sent.json()["nonce"]) if method == "POST" else sent.qs["nonce"][0]
+    url = requests.utils.urlparse(sent.url)
+    verify_request(
+        client.provider_address,
+        sent.headers[HEADER],
+        method=method,
+        path=url.path,
+        query=url.query,
+        body=raw or b"",
+        nonce=nonce,
+    )
+    assert "providerSignature" not in str(sent.headers)
 
 
 def test_other_rejections_are_not_retried(client: OperatorClient, engine: rm.Mocker) -> None:

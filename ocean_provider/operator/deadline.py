@@ -1,0 +1,160 @@
+"""An overall deadline for an HTTP exchange, not only per-read timeouts.
+
+``requests`` times each socket read, so a peer that sends one byte a second
+never trips a read timeout. ``Deadline`` runs a timer for the whole exchange;
+when it fires, it shuts down the sockets of the connections the exchange is
+using, and the blocked read fails at once. Connections register themselves
+through ``DeadlineAdapter``'s pool classes when they send a request on a thread
+inside ``with Deadline(...)``, and unregister when they go back to the pool, so
+a timer never touches a connection another call has taken since.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import PoolManager
+
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection
+
+_active = threading.local()
+
+
+class Deadline:
+    """``with Deadline(seconds):`` bounds every engine exchange made on this thread."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expires = time.monotonic() + seconds
+        self.expired = False
+        self._lock = threading.Lock()
+        self._open = True
+        self._connections: set[HTTPConnection] = set()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def remaining(self) -> float:
+        return max(0.0, self.expires - time.monotonic())
+
+    def __enter__(self) -> Deadline:
+        _active.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._timer.cancel()
+        with self._lock:
+            self._open = False
+            for connection in self._connections:
+                connection._ocean_deadline = None  # type: ignore[attr-defined]
+            self._connections.clear()
+        _active.deadline = None
+
+    def watch(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            if not self._open:
+                return
+            connection._ocean_deadline = self  # type: ignore[attr-defined]
+            self._connections.add(connection)
+            if self.expired:
+                _shut(connection)
+
+    def release(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+            connection._ocean_deadline = None  # type: ignore[attr-defined]
+
+    def _fire(self) -> None:
+        with self._lock:
+            if not self._open:
+                return
+            self.expired = True
+            for connection in self._connections:
+                _shut(connection)
+
+
+def _shut(connection: HTTPConnection) -> None:
+    sock = connection.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _watch(connection: HTTPConnection) -> None:
+    deadline: Deadline | None = getattr(_active, "deadline", None)
+    if deadline is not None:
+        deadline.watch(connection)
+
+
+def _recheck(connection: HTTPConnection) -> None:
+    """The timer may fire while the connection is still connecting (no socket yet)."""
+    deadline: Deadline | None = getattr(connection, "_ocean_deadline", None)
+    if deadline is not None and deadline.expired:
+        _shut(connection)
+
+
+def _release(connection: BaseHTTPConnection | None) -> None:
+    deadline: Deadline | None = getattr(connection, "_ocean_deadline", None)
+    if isinstance(connection, HTTPConnection) and deadline is not None:
+        deadline.release(connection)
+
+
+class _WatchedConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self)
+        super().request(*args, **kwargs)
+        _recheck(self)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self)
+        super().request(*args, **kwargs)
+        _recheck(self)
+
+
+class _WatchedPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedConnection
+
+    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
+        _release(conn)
+        super()._put_conn(conn)
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
+        _release(conn)
+        super()._put_conn(conn)
+
+
+def _watched(manager: PoolManager) -> PoolManager:
+    manager.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedHTTPSPool}
+    return manager
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """A pooled adapter whose connections honour the thread's ``Deadline``."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        _watched(self.poolmanager)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
+        manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        return manager if proxy.lower().startswith("socks") else _watched(manager)
