@@ -20,6 +20,8 @@ from ocean_provider.engine.environments import Runtime, runtime_for
 from ocean_provider.engine.fetch import SafeFetcher
 from ocean_provider.engine.fetch_request import FetchError, FetchTooLarge
 from ocean_provider.engine.requests import Workflow, WorkflowAlgorithm, WorkflowInput
+from ocean_provider.engine.sandbox_runtime import PlacedRuntime, place_runtime
+from ocean_provider.engine.sandbox_types import RuntimeMount
 from ocean_provider.operator.models import JobStatus
 
 DATA_DIRS = ("inputs", "ddos", "transformations", "outputs", "logs")
@@ -41,7 +43,7 @@ class PreparedJob:
     argv: list[str]
     env: dict[str, str]
     network: bool
-    ro_binds: list[Path]
+    runtime_mounts: list[RuntimeMount]
 
 
 def safe_name(did: str) -> str:
@@ -70,12 +72,13 @@ class Provisioner:
         for name in DATA_DIRS:
             (data / name).mkdir(parents=True, exist_ok=True)
         runtime = self._runtime(algorithm.container, log)
+        placed = place_runtime(runtime.aliases[0], runtime.executable, runtime.mounts)
         downloads = JobDownloads(self._fetcher, log, cancel, self._fetcher.policy.max_bytes)
         dids = self._inputs(data, stage.input, downloads)
         self._algorithm(data, algorithm, log, downloads)
         custom = json.dumps(algorithm.algocustomdata or {})
         (data / "inputs" / "algoCustomData.json").write_text(custom)
-        self._runtime_bin(data, runtime)
+        self._runtime_bin(data, runtime.aliases, placed)
         network = env_network and all(item.allow_network for item in stage.input)
         env = {
             "ALGO": ALGORITHM_PATH,
@@ -86,14 +89,14 @@ class Provisioner:
             "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
+            **placed.env(),
         }
         log.write(
-            f"runtime {runtime.executable} for image {_image(algorithm.container)}; "
+            f"runtime {placed.executable} for image {_image(algorithm.container)}; "
             f"network {network}"
         )
-        binds = [Path(m) for m in runtime.mounts]
         argv = ["/bin/sh", "-c", algorithm.container.entrypoint]
-        return PreparedJob(data, argv, env, network, binds)
+        return PreparedJob(data, argv, env, network, list(placed.mounts))
 
     def _runtime(self, container: Container, log: ConfigLog) -> Runtime:
         runtime = runtime_for(self._runtimes, container.image, container.tag)
@@ -139,14 +142,15 @@ class Provisioner:
         log.write(f"algorithm ready ({target.stat().st_size} bytes)")
 
     @staticmethod
-    def _runtime_bin(data: Path, runtime: Runtime) -> None:
-        """Names like ``python`` in the entrypoint resolve to the image's local runtime."""
+    def _runtime_bin(data: Path, aliases: Sequence[str], placed: PlacedRuntime) -> None:
+        """Names like ``python`` in the entrypoint resolve to the image's local runtime
+        (links to where the sandbox mounts it)."""
         bin_dir = data / "transformations" / ".runtime-bin"
         bin_dir.mkdir(exist_ok=True)
-        for alias in runtime.aliases:
+        for alias in aliases:
             link = bin_dir / alias
             if not link.is_symlink():
-                link.symlink_to(runtime.executable)
+                link.symlink_to(placed.executable)
 
 
 class JobDownloads:

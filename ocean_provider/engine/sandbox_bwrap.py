@@ -18,7 +18,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ocean_provider.engine.sandbox_types import SandboxError, SandboxSpec
+from ocean_provider.engine.sandbox_types import (
+    RUNTIME_ROOT,
+    RuntimeMount,
+    SandboxError,
+    SandboxSpec,
+)
 
 SETPRIV = "/usr/bin/setpriv"
 DATA_ROOT = PurePosixPath("/data")
@@ -44,7 +49,8 @@ ETC_ENTRIES = (
     "ssl/openssl.cnf",
 )
 RESERVED = tuple(
-    PurePosixPath(p) for p in ("/data", "/proc", "/dev", "/tmp", "/etc/passwd", "/etc/group")
+    PurePosixPath(p)
+    for p in ("/data", "/proc", "/dev", "/tmp", "/etc/passwd", "/etc/group", str(RUNTIME_ROOT))
 )
 KEPT_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
 
@@ -107,6 +113,7 @@ def _namespace_args(network: bool) -> list[str]:
 def _filesystem_args(spec: SandboxSpec, fds: BwrapFds) -> list[str]:
     binds = [*_system_binds(), *_etc_binds(spec.network)]
     binds += [("--ro-bind", str(p), str(p)) for p in spec.ro_binds]
+    binds += [("--ro-bind", str(m.source), str(m.target)) for m in spec.runtime_mounts]
     data = _data_binds(spec.data_dir)
     dests = [b[2] for b in binds + data] + ["/etc/passwd", "/etc/group", "/tmp"]
     args = _parent_dirs(dests)
@@ -203,6 +210,24 @@ def validate_ro_binds(paths: Iterable[Path]) -> None:
             raise SandboxError(f"ro_bind {path} must be an existing absolute path, not /")
         if any(posix == r or r in posix.parents for r in RESERVED):
             raise SandboxError(f"ro_bind {path} overlaps a path the sandbox manages")
+
+
+def validate_runtime_mounts(mounts: Iterable[RuntimeMount]) -> None:
+    """Runtime mounts take existing host dirs to distinct paths under RUNTIME_ROOT."""
+    targets: set[PurePosixPath] = set()
+    for mount in mounts:
+        source = PurePosixPath(mount.source)
+        if not source.is_absolute() or source == PurePosixPath("/") or not mount.source.is_dir():
+            raise SandboxError(f"runtime {mount.source} must be an existing absolute dir, not /")
+        if RUNTIME_ROOT not in mount.target.parents or ".." in mount.target.parts:
+            raise SandboxError(f"runtime target {mount.target} must be inside {RUNTIME_ROOT}")
+        if any(_nested(mount.target, t) for t in targets):
+            raise SandboxError(f"runtime target {mount.target} overlaps another")
+        targets.add(mount.target)
+
+
+def _nested(one: PurePosixPath, other: PurePosixPath) -> bool:
+    return one == other or one in other.parents or other in one.parents
 
 
 def identity_files(uid: int, gid: int) -> tuple[bytes, bytes]:

@@ -80,6 +80,7 @@ def validate_spec(spec: SandboxSpec) -> None:
     if not spec.data_dir.is_dir():
         raise SandboxError(f"data_dir {spec.data_dir} is not a directory")
     bw.validate_ro_binds(spec.ro_binds)
+    bw.validate_runtime_mounts(spec.runtime_mounts)
     bw.validate_env(spec.env)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 MIB = 1024 * 1024
 NOBODY = 65534
+RUNTIME_ROOT = PurePosixPath("/opt/runtime")
 
 OutcomeReason = Literal[
     "exited", "timeout", "memory", "processes", "output_limit", "stopped", "error"
@@ -37,14 +38,24 @@ class SandboxLimits:
 
 
 @dataclass(frozen=True)
+class RuntimeMount:
+    """A host directory (an interpreter's install) mounted read-only at ``target``,
+    a path under RUNTIME_ROOT: never at its host path, whose parents (a home
+    folder, say) bwrap would otherwise create inside."""
+
+    source: Path
+    target: PurePosixPath
+
+
+@dataclass(frozen=True)
 class SandboxSpec:
     """What to run and how.
 
     ``data_dir`` holds inputs/, ddos/, transformations/ (mounted read-only)
     and outputs/, logs/ (writable) and appears as /data inside. Nothing else
     is writable except the private tmpfs mounts /tmp and /dev/shm.
-    ``ro_binds`` are extra host paths mounted read-only at the same path,
-    e.g. a Python installation living under /root/.pyenv.
+    ``ro_binds`` are extra host paths mounted read-only at the same path.
+    ``runtime_mounts`` bring an interpreter's install in under RUNTIME_ROOT.
     ``env`` is the complete environment inside (bwrap only adds PWD=workdir).
     ``uid``/``gid`` is the unprivileged identity, both inside and on the host.
     ``cgroup_prefix`` starts the names of the run's cgroups: one per engine
@@ -59,6 +70,7 @@ class SandboxSpec:
     log_path: Path
     workdir: str = "/data"
     ro_binds: Sequence[Path] = ()
+    runtime_mounts: Sequence[RuntimeMount] = ()
     uid: int = NOBODY
     gid: int = NOBODY
     cgroup_prefix: str = "run"

@@ -243,15 +243,15 @@ class Scheduler:
                 cpus=env.n_cpu,
             ),
             log_path=self.job_dir(job_id) / "admin" / "algorithm.log",  # out of the job's reach
-            ro_binds=prepared.ro_binds,
+            runtime_mounts=prepared.runtime_mounts,
             cgroup_prefix=self._cgroup_prefix,
         )
         run = SandboxRun.start(spec)
         with self._lock:
             self._runs[job_id] = run
         record = self._store.get(job_id)
-        if record is None or record.job.stopreq:
-            run.stop()
+        if record is None or record.job.stopreq or self._closing.is_set():
+            run.stop()  # asked before the run was registered: shutdown() did not see it
         outcome = run.wait()
         log.info(
             "job %s: %s (%s) after %.1fs", job_id, outcome.reason, outcome.detail, outcome.duration

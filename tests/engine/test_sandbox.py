@@ -15,12 +15,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 
 from ocean_provider.engine import sandbox_limits
+from ocean_provider.engine.environments import python_runtime
 from ocean_provider.engine.sandbox import (
     SandboxError,
     SandboxLimits,
@@ -29,11 +30,15 @@ from ocean_provider.engine.sandbox import (
     SandboxSpec,
     sandbox_available,
 )
+from ocean_provider.engine.sandbox_runtime import place_runtime
+from ocean_provider.engine.sandbox_types import RUNTIME_ROOT, RuntimeMount
 
 pytestmark = pytest.mark.integration
 
 MIB = 1024 * 1024
 DEBIAN_PYTHON = "/usr/bin/python3"
+SANDBOX_ROOT = {"bin", "data", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc"}
+SANDBOX_ROOT |= {"sbin", "tmp", "usr"}
 ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
 LIMITS = SandboxLimits(
     wall_seconds=20, memory_bytes=256 * MIB, max_processes=32, output_bytes=10 * MIB
@@ -184,22 +189,56 @@ def test_algorithm_reads_inputs_and_writes_outputs(job: Job) -> None:
         os.makedirs("/data/outputs/sub/dir")
         open("/data/outputs/result.txt", "w").write(str(total))
         open("/data/outputs/sub/dir/nested.txt", "w").write("nested")
-        print("ALGO_STDOUT total", total, "root", sorted(os.listdir("/root")), flush=True)
+        print("ALGO_STDOUT total", total, "root", os.path.exists("/root"), flush=True)
         print("ALGO_STDERR", sys.version_info[:2], file=sys.stderr)
     """
-    prefix = Path(sys.base_prefix)  # e.g. /root/.pyenv/versions/3.11.7
-    spec = job.spec(code, ro_binds=[prefix])
-    spec = replace(spec, argv=[str(prefix / "bin" / "python3"), *spec.argv[1:]])
-
-    outcome = run(spec)
+    outcome = run(with_engine_python(job.spec(code)))
 
     assert (outcome.reason, outcome.exit_code, outcome.detail) == ("exited", 0, "exit code 0")
     outputs = job.data_dir / "outputs"
     assert (outputs / "result.txt").read_text() == "12"
     assert (outputs / "sub" / "dir" / "nested.txt").read_text() == "nested"
     assert (outputs / "result.txt").stat().st_uid == 65534
-    assert "ALGO_STDOUT total 12 root ['.pyenv']" in job.log()
+    assert "ALGO_STDOUT total 12 root False" in job.log()
     assert "ALGO_STDERR (3, 11)" in job.log()
+
+
+def with_engine_python(spec: SandboxSpec) -> SandboxSpec:
+    """Run ``spec`` on the engine's own Python runtime, placed as the engine places it."""
+    runtime = python_runtime()
+    placed = place_runtime(runtime.aliases[0], runtime.executable, runtime.mounts)
+    return replace(
+        spec,
+        argv=[placed.executable, *spec.argv[1:]],
+        env={**spec.env, **placed.env()},
+        runtime_mounts=placed.mounts,
+    )
+
+
+RUNTIME_PROBE = """
+    import json, os, sys
+    chain, path = {}, os.path.realpath(sys.executable)
+    while path != "/":
+        path = os.path.dirname(path)
+        chain[path] = sorted(os.listdir(path))
+    print(json.dumps({"root": sorted(os.listdir("/")), "chain": chain,
+                      "prefix": sys.prefix, "home": os.path.exists(os.path.expanduser("~root"))}))
+"""
+
+
+def test_runtime_is_mounted_where_no_home_folder_shows(job: Job) -> None:
+    spec = with_engine_python(job.spec(RUNTIME_PROBE))
+
+    outcome = run(spec)
+
+    assert outcome.reason == "exited", job.log()
+    report = job.report()
+    assert report["prefix"] == "/opt/runtime/python"
+    assert report["chain"]["/opt"] == ["runtime"]
+    assert report["chain"]["/opt/runtime"] == ["python"]
+    assert set(report["root"]) <= SANDBOX_ROOT | {"opt"}
+    assert "root" not in report["root"]  # this host's Python lives under /root/.pyenv
+    assert report["home"] is False
 
 
 def test_exit_code_is_kept(job: Job) -> None:
@@ -679,6 +718,16 @@ def test_setup_failure_is_reported_as_error(job: Job) -> None:
         {"uid": 0},
         {"env": {"BAD=NAME": "x"}},
         {"cgroup_prefix": "a-b"},
+        {"runtime_mounts": [RuntimeMount(Path(sys.base_prefix), PurePosixPath("/usr/x"))]},
+        {"runtime_mounts": [RuntimeMount(Path(sys.base_prefix), RUNTIME_ROOT)]},
+        {"runtime_mounts": [RuntimeMount(Path("/missing"), RUNTIME_ROOT / "x")]},
+        {"runtime_mounts": [RuntimeMount(Path("/usr"), RUNTIME_ROOT / "x" / ".." / "y")]},
+        {
+            "runtime_mounts": [
+                RuntimeMount(Path("/usr"), RUNTIME_ROOT / "x"),
+                RuntimeMount(Path("/bin"), RUNTIME_ROOT / "x" / "y"),
+            ]
+        },
         {"cgroup_prefix": ""},
     ],
 )
