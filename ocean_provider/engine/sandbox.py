@@ -34,6 +34,7 @@ from ocean_provider.engine.sandbox_limits import (
     output_usage,
     unlinked_usage,
 )
+from ocean_provider.engine.sandbox_seccomp import filter_fd as seccomp_filter_fd
 from ocean_provider.engine.sandbox_types import (
     MIB,
     OutcomeReason,
@@ -138,14 +139,16 @@ class SandboxRun:
         status_r, status_w = os.pipe()
         self._status = bw.BwrapStatus(status_r)
         passwd, group = bw.identity_files(self._spec.uid, self._spec.gid)
-        fds = bw.BwrapFds(block_r, status_w, _data_pipe(passwd), _data_pipe(group))
+        fds = bw.BwrapFds(
+            block_r, status_w, _data_pipe(passwd), _data_pipe(group), seccomp_filter_fd()
+        )
         try:
             self._popen(bw.build_argv(setup.bwrap_path(), self._spec, fds), fds)
         except BaseException:
             os.close(block_w)
             raise
         finally:
-            for fd in (fds.block, fds.status, fds.passwd, fds.group):
+            for fd in fds.all():
                 os.close(fd)
         self._release(block_w)
 
@@ -157,7 +160,7 @@ class SandboxRun:
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
-                    pass_fds=(fds.block, fds.status, fds.passwd, fds.group),
+                    pass_fds=fds.all(),
                     start_new_session=True,
                     env=setup.BWRAP_ENV,
                 )

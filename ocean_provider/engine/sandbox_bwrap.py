@@ -63,6 +63,10 @@ class BwrapFds:
     status: int
     passwd: int
     group: int
+    seccomp: int
+
+    def all(self) -> tuple[int, ...]:
+        return (self.block, self.status, self.passwd, self.group, self.seccomp)
 
 
 def build_argv(bwrap: str, spec: SandboxSpec, fds: BwrapFds) -> list[str]:
@@ -78,6 +82,8 @@ def build_argv(bwrap: str, spec: SandboxSpec, fds: BwrapFds) -> list[str]:
         str(fds.block),
         "--json-status-fd",
         str(fds.status),
+        "--seccomp",  # loaded just before setpriv is exec'd; see sandbox_seccomp
+        str(fds.seccomp),
         "--",
         *setpriv_args(spec.uid, spec.gid),
         *spec.argv,

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from ocean_provider.engine import sandbox_bwrap as bw
+from ocean_provider.engine.sandbox_seccomp import seccomp_problem
 from ocean_provider.engine.sandbox_types import NOBODY, SandboxError, SandboxSpec
 
 BWRAP_ENV = {"PATH": "/usr/bin:/bin"}
@@ -46,7 +47,7 @@ def host_problem() -> str | None:
         return f"{bw.SETPRIV} not found: install the Debian package util-linux"
     if os.geteuid() != 0:
         return "the compute engine must run as root to drop algorithms to an unprivileged uid"
-    return None
+    return seccomp_problem()
 
 
 def bwrap_path() -> str:
