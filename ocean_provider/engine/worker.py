@@ -21,6 +21,7 @@ from ocean_provider.engine.provision import ConfigLog, PreparedJob, Provisioner,
 from ocean_provider.engine.requests import Workflow
 from ocean_provider.engine.sandbox import SandboxLimits, SandboxOutcome, SandboxRun, SandboxSpec
 from ocean_provider.engine.sandbox_limits import cgroup_prefix
+from ocean_provider.engine.sandbox_uids import SandboxUids
 from ocean_provider.engine.store import JobStore, StoredResult
 from ocean_provider.operator.models import JobStatus, ResultFile
 
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 0.2
 DEADLINE_GRACE = 5.0
 MAX_OUTPUTS = 10_000
-SANDBOX_UID = 65534
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._last_cleanup = 0.0
         self._cgroup_prefix = cgroup_prefix(config.jobs_dir)
+        self._uids = SandboxUids()  # each running job its own host uid
 
     def job_dir(self, job_id: str) -> Path:
         return self._config.jobs_dir / job_id
@@ -228,9 +229,21 @@ class Scheduler:
         self._publish(job_id, env, outcome)
 
     def _sandbox(self, job_id: str, env: Environment, prepared: PreparedJob) -> SandboxOutcome:
-        for name in ("outputs", "logs"):
-            shutil.chown(prepared.data_dir / name, SANDBOX_UID, SANDBOX_UID)
-        spec = SandboxSpec(
+        with self._uids.lease() as uid:  # the data dir's writable parts are chowned to it
+            run = SandboxRun.start(self._spec(job_id, env, prepared, uid))
+            with self._lock:
+                self._runs[job_id] = run
+            record = self._store.get(job_id)
+            if record is None or record.job.stopreq or self._closing.is_set():
+                run.stop()  # asked before the run was registered: shutdown() did not see it
+            outcome = run.wait()
+        log.info(
+            "job %s: %s (%s) after %.1fs", job_id, outcome.reason, outcome.detail, outcome.duration
+        )
+        return outcome
+
+    def _spec(self, job_id: str, env: Environment, prepared: PreparedJob, uid: int) -> SandboxSpec:
+        return SandboxSpec(
             data_dir=prepared.data_dir,
             argv=prepared.argv,
             env=prepared.env,
@@ -244,19 +257,10 @@ class Scheduler:
             ),
             log_path=self.job_dir(job_id) / "admin" / "algorithm.log",  # out of the job's reach
             runtime_mounts=prepared.runtime_mounts,
+            uid=uid,
+            gid=uid,
             cgroup_prefix=self._cgroup_prefix,
         )
-        run = SandboxRun.start(spec)
-        with self._lock:
-            self._runs[job_id] = run
-        record = self._store.get(job_id)
-        if record is None or record.job.stopreq or self._closing.is_set():
-            run.stop()  # asked before the run was registered: shutdown() did not see it
-        outcome = run.wait()
-        log.info(
-            "job %s: %s (%s) after %.1fs", job_id, outcome.reason, outcome.detail, outcome.duration
-        )
-        return outcome
 
     def _publish(self, job_id: str, env: Environment, outcome: SandboxOutcome) -> None:
         record = self._store.get(job_id)
