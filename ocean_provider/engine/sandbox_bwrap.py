@@ -6,6 +6,7 @@ still own every root-owned file it can see. Instead bwrap sets up the
 namespaces and mounts as root, keeps only CAP_SETUID/SETGID/SETPCAP, and runs
 ``setpriv`` which switches to an unprivileged host uid/gid, clears groups and
 every capability set and sets no_new_privs before exec'ing the algorithm.
+bwrap loads the seccomp filter (sandbox_seccomp) just before it execs setpriv.
 """
 
 from __future__ import annotations
