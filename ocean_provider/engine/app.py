@@ -12,7 +12,12 @@ from ocean_provider.bounded_json import BoundedJSONProvider
 from ocean_provider.config import EngineSettings
 from ocean_provider.engine.api import EXTENSION, EngineContext
 from ocean_provider.engine.api import bp as operator_bp
-from ocean_provider.engine.environments import parse_environments, parse_runtimes
+from ocean_provider.engine.environments import (
+    Environment,
+    Runtime,
+    parse_environments,
+    parse_runtimes,
+)
 from ocean_provider.engine.fetch import FetchPolicy, SafeFetcher
 from ocean_provider.engine.provision import Provisioner
 from ocean_provider.engine.replay import ReplayCache
@@ -26,13 +31,21 @@ log = logging.getLogger(__name__)
 OPERATOR_PREFIX = "/api/v1/operator"
 
 
-def create_engine_app(settings: EngineSettings, *, start_scheduler: bool = True) -> Flask:
+def check_engine_settings(
+    settings: EngineSettings,
+) -> tuple[dict[str, Environment], list[Runtime]]:
+    """Fail fast on what the engine cannot run with. Opens no file or socket, so the
+    gunicorn master can call it before forking (a SQLite handle carried across fork
+    and closed in the child drops that process's locks on the database)."""
     missing = sandbox_available()
     if missing is not None:
         raise ConfigurationError(f"the engine cannot sandbox jobs: {missing}")
+    return parse_environments(settings.environments), parse_runtimes(settings.runtimes)
+
+
+def create_engine_app(settings: EngineSettings, *, start_scheduler: bool = True) -> Flask:
+    environments, runtimes = check_engine_settings(settings)
     remove_stale_cgroups(settings.storage_dir / "jobs")
-    environments = parse_environments(settings.environments)
-    runtimes = parse_runtimes(settings.runtimes)
     storage = settings.storage_dir
     store = JobStore(
         storage / "engine.db", {env.id: env.storage_expiry for env in environments.values()}
