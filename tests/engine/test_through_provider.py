@@ -7,13 +7,19 @@ real HTTP server on loopback.
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from eth_account import Account
 
 from ocean_provider.app import create_app
 from ocean_provider.compute.interfaces import Asset
@@ -32,6 +38,7 @@ from tests.conftest import (
     make_settings,
 )
 from tests.engine.conftest import environment, start_engine
+from tests.engine.jobs import workflow
 
 pytestmark = pytest.mark.integration
 
@@ -142,3 +149,80 @@ def test_stop_through_the_provider(stack: tuple[str, EmbeddedEngine], consumer: 
     assert stopped.status_code == 200, stopped.text
     job = _wait_finished(provider, consumer, started["jobId"])
     assert (job["status"], job["statusText"]) == (7, "Job stopped")
+
+
+ROUNDS = 3
+CALLERS = 48
+
+
+@pytest.fixture
+def served_provider(tmp_path: Path) -> Iterator[tuple[str, EmbeddedEngine]]:
+    """``ocean-provider serve --workers 3`` (real gunicorn) in front of a real local engine."""
+    engine = start_engine(tmp_path / "engine", [environment("ocean-compute")])
+    port = _free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"},
+        "HOME": str(tmp_path),
+        "NETWORK_URL": "http://127.0.0.1:8545",
+        "PROVIDER_PRIVATE_KEY": PROVIDER_KEY,
+        "OPERATOR_SERVICE_URL": engine.url,
+        "STORAGE_PATH": str(tmp_path / "nonces.db"),
+        "REQUEST_TIMEOUT": "10",
+    }
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ocean_provider.cli", "serve", "--workers", "3"]
+            + ["--bind", f"127.0.0.1:{port}"],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            try:
+                if requests.get(url, timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield url, engine
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        engine.close()
+
+
+def test_concurrent_signed_status_through_three_workers_all_succeed(
+    served_provider: tuple[str, EmbeddedEngine], file_server: str
+) -> None:
+    """Three Provider processes sign with one key; their calls reach the engine out of
+    order. The engine's replay window takes each nonce once, so none is refused."""
+    provider, engine = served_provider
+    owner = Consumer(Account.create().key.hex())
+    data = f"{file_server}/numbers.csv"
+    (job,) = engine.client.start(owner.address, workflow("print(1)", data, env="ocean-compute"))
+    callers = [owner] + [Consumer(Account.create().key.hex()) for _ in range(CALLERS - 1)]
+
+    def status(consumer: Consumer) -> tuple[int, Any]:
+        job_id = job.job_id if consumer is owner else None
+        reply = requests.get(provider + COMPUTE, params=job_params(consumer, job_id), timeout=60)
+        return reply.status_code, reply.json()
+
+    for _ in range(ROUNDS):
+        with ThreadPoolExecutor(CALLERS) as pool:
+            replies = list(pool.map(status, callers))
+        assert [code for code, _ in replies] == [200] * CALLERS, [r for r in replies if r[0] != 200]
+        assert [j["jobId"] for j in replies[0][1]] == [job.job_id]
+        assert all(body == [] for _, body in replies[1:])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
