@@ -276,7 +276,26 @@ class OperatorClient:
         )
 
 
+class _NoQueryStrings(logging.Filter):
+    """urllib3 logs each request's URL at DEBUG; Ocean's protocol puts signatures in it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                arg.split("?", 1)[0] + "?<redacted>" if isinstance(arg, str) and "?" in arg else arg
+                for arg in record.args
+            )
+        return True
+
+
+def _keep_signatures_out_of_urllib3_logs() -> None:
+    logger = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, _NoQueryStrings) for f in logger.filters):
+        logger.addFilter(_NoQueryStrings())
+
+
 def _pooled_session() -> requests.Session:
+    _keep_signatures_out_of_urllib3_logs()
     session = requests.Session()
     adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=25)
     session.mount("http://", adapter)

@@ -131,3 +131,23 @@ def test_connection_errors_become_unavailable(client: OperatorClient, engine: rm
     with pytest.raises(OperatorUnavailable):
         client.status(OWNER)
     assert engine.call_count == 3
+
+
+def test_signatures_never_reach_the_logs(
+    client: OperatorClient, engine: rm.Mocker, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    engine.get(ENGINE_COMPUTE, [STALE, {"json": [engine_job(OWNER)]}])
+    with caplog.at_level(logging.DEBUG):
+        client.status(OWNER, "job1")
+        logging.getLogger("urllib3.connectionpool").debug(
+            '%s "%s %s"', "http://e", "GET", "/api/v1/operator/compute?providerSignature=0xab"
+        )
+    ours = [r for r in caplog.records if not r.name.startswith("requests_mock")]  # the fake's
+    text = "\n".join(r.getMessage() for r in ours).lower()
+    assert ours
+    for sent in engine.request_history:
+        for secret in (sent.qs["providersignature"][0], sent.headers[HEADER].lower()):
+            assert secret[2:12] not in text
+    assert "0xab" not in text
