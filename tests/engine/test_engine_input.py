@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from ocean_provider.engine.embedded import EmbeddedEngine
+from ocean_provider.errors import OperatorRejected
 from tests.engine.jobs import OWNER, workflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_url")]
@@ -77,9 +78,14 @@ def test_the_same_input_twice(running_engine: EmbeddedEngine) -> None:
 
 
 def test_unknown_environment(running_engine: EmbeddedEngine) -> None:
-    body = _start_body(running_engine, environment="gpu-cluster")
-    reply = requests.post(running_engine.url + f"{OPERATOR}/compute", json=body, timeout=10)
-    assert (reply.status_code, reply.json()["code"]) == (400, "environment_not_found")
+    """A well-formed, fully signed start (the client adds the request header) for an
+    environment the engine does not have."""
+    payload = {**workflow("print(1)", "DATA_URL"), "environment": "gpu-cluster"}
+    with pytest.raises(OperatorRejected) as caught:
+        running_engine.client.start(OWNER, payload)
+    assert caught.value.status == 400
+    assert caught.value.message == "the compute environment does not exist"
+    assert running_engine.context.store.find(OWNER, None, None) == []
 
 
 @pytest.mark.parametrize(
