@@ -56,9 +56,12 @@ class LiveProvider:
     ) -> Reply:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            conn.request(
-                method, path, body=body, headers=headers or {}, encode_chunked=not _sized(body)
-            )
+            try:
+                conn.request(
+                    method, path, body=body, headers=headers or {}, encode_chunked=not _sized(body)
+                )
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server answered (413) and closed before the whole body was sent
             response = conn.getresponse()
             data = response.read()
         finally:
