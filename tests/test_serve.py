@@ -8,15 +8,10 @@ signatures).
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlencode
@@ -28,6 +23,7 @@ from eth_account import Account
 from ocean_provider import cli
 from ocean_provider.auth.messages import job_message
 from tests.conftest import PROVIDER_KEY, Consumer
+from tests.live_servers import ServedProvider, serve_provider
 
 STATUS = "/api/services/compute"
 ROUNDS = 5
@@ -50,65 +46,21 @@ class _NoJobsEngine(BaseHTTPRequestHandler):
         pass
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Served:
-    url: str
-    log: Path
-    home: Path
-
-
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedProvider]:
     root = tmp_path_factory.mktemp("serve")
     engine = ThreadingHTTPServer(("127.0.0.1", 0), _NoJobsEngine)
     threading.Thread(target=engine.serve_forever, daemon=True).start()
-    port = _free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"},
-        "HOME": str(root),  # where gunicorn would put its control socket
-        "NETWORK_URL": "http://127.0.0.1:8545",
-        "PROVIDER_PRIVATE_KEY": PROVIDER_KEY,
+    settings = {
         "OPERATOR_SERVICE_URL": f"http://127.0.0.1:{engine.server_address[1]}",
         "STORAGE_PATH": str(root / "fresh" / "nonces.db"),
     }
-    log = root / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ocean_provider.cli", "serve", "--workers", "2"]
-            + ["--bind", f"127.0.0.1:{port}"],
-            cwd=root,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(url, process, log)
-        yield Served(url, log, root)
+        with serve_provider(root, settings, workers=2) as served:
+            yield served
     finally:
-        process.terminate()
-        process.wait(timeout=30)
         engine.shutdown()
         engine.server_close()
-
-
-def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise AssertionError(f"ocean-provider serve did not answer:\n{log.read_text()}")
 
 
 def _signed_status(url: str, consumer: Consumer, nonce: str) -> tuple[int, str]:
@@ -135,7 +87,7 @@ def test_master_checks_settings_without_building_the_app(
     assert cli.main(["serve"]) == 2  # and a bad setting still stops the boot
 
 
-def test_concurrent_signed_requests_on_a_fresh_store_never_fail(served: Served) -> None:
+def test_concurrent_signed_requests_on_a_fresh_store_never_fail(served: ServedProvider) -> None:
     racer = Consumer(Account.create().key.hex())
     others = [Consumer(Account.create().key.hex()) for _ in range(OTHERS)]
     with ThreadPoolExecutor(RACERS + OTHERS) as pool:
@@ -150,7 +102,7 @@ def test_concurrent_signed_requests_on_a_fresh_store_never_fail(served: Served) 
             assert rest == [(200, "")] * OTHERS
 
 
-def test_access_log_has_no_query_strings(served: Served) -> None:
+def test_access_log_has_no_query_strings(served: ServedProvider) -> None:
     consumer = Consumer(Account.create().key.hex())
     status, _ = _signed_status(served.url, consumer, "1")
     assert status == 200
@@ -160,6 +112,6 @@ def test_access_log_has_no_query_strings(served: Served) -> None:
     assert "signature" not in text and consumer.address not in text
 
 
-def test_no_control_socket_in_home(served: Served) -> None:
+def test_no_control_socket_in_home(served: ServedProvider) -> None:
     """gunicorn's control socket would sit at one path shared by every server of the user."""
     assert not (served.home / ".gunicorn").exists()

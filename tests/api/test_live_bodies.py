@@ -9,12 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.api.helpers import COMPUTE, RESULT
-from tests.conftest import PROVIDER_KEY
+from tests.live_servers import free_port, serve_provider
 
 NONCE = "/api/services/nonce"
 ENVS = "/api/services/computeEnvironments"
@@ -89,55 +84,17 @@ def _sized(body: bytes | Iterable[bytes] | None) -> bool:
     return body is None or isinstance(body, bytes)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveProvider]:
     root = tmp_path_factory.mktemp("live")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "NETWORK_URL": "http://127.0.0.1:8545",
-        "PROVIDER_PRIVATE_KEY": PROVIDER_KEY,
-        "OPERATOR_SERVICE_URL": f"http://127.0.0.1:{_free_port()}",  # nothing listens there
+    settings = {
+        "OPERATOR_SERVICE_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there
         "STORAGE_PATH": str(root / "nonces.db"),
         "MAX_REQUEST_BYTES": str(CAP),
         "REQUEST_TIMEOUT": "2",
     }
-    log = root / "gunicorn.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1"]
-            + ["ocean_provider.wsgi:provider_app()"],
-            cwd=root,  # no config.ini: the environment is the whole configuration
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    live = LiveProvider(port, log)
-    try:
-        _wait_until_up(live, process)
-        yield live
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _wait_until_up(live: LiveProvider, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, live.log.read_text()
-        try:
-            if live.send("GET", "/").status == 200:
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"gunicorn did not answer:\n{live.log.read_text()}")
+    with serve_provider(root, settings, workers=1) as served:
+        yield LiveProvider(served.port, served.log)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -11,18 +10,12 @@ from flask.testing import FlaskClient
 from ocean_provider.app import create_app
 from tests.api.helpers import COMPUTE, job_params
 from tests.conftest import Consumer, make_settings
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.live_servers import free_port
 
 
 @pytest.fixture
 def down_client(tmp_path: Path) -> FlaskClient:
-    settings = make_settings(tmp_path, REDIS_CONNECTION=f"redis://127.0.0.1:{_closed_port()}/0")
+    settings = make_settings(tmp_path, REDIS_CONNECTION=f"redis://127.0.0.1:{free_port()}/0")
     return create_app(settings).test_client()
 
 

@@ -29,6 +29,7 @@ from ocean_provider.errors import (
     StoreUnavailable,
     ValidationFailed,
 )
+from tests.live_servers import free_port
 
 ADDRESS = "0xA78deb2Fa79463945C247991075E2a0e98Ba7A09"
 _digests = itertools.count()
@@ -39,19 +40,13 @@ def _digest() -> bytes:
     return next(_digests).to_bytes(32, "big")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server on loopback, started for this module (installed by .ci/run)."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed: run .ci/run or apt-get install redis-server")
-    port = _free_port()
+    port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)],
@@ -241,7 +236,7 @@ def test_too_long_nonce_says_so() -> None:
 def test_redis_down_is_store_unavailable(redis_url: str) -> None:
     import redis
 
-    port = _free_port()  # nothing listens there: a stopped Redis
+    port = free_port()  # nothing listens there: a stopped Redis
     store = RedisNonceStore(redis.Redis.from_url(f"redis://127.0.0.1:{port}/0"))
     for call in (
         lambda: store.consume(ADDRESS, Decimal(5), _digest()),

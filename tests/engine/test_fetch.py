@@ -38,6 +38,7 @@ from ocean_provider.engine.fetch import (
     vet_host,
 )
 from ocean_provider.engine.fetch_request import FetchError, Target
+from tests.live_servers import free_port
 
 FILE_BYTES = bytes(range(256)) * 1024  # 256 KiB: several 64 KiB chunks
 SECRET_QUERY = "q-s3cret-7f3a"
@@ -314,12 +315,6 @@ def _url(server: _Server, path: str, host: str = "127.0.0.1") -> str:
 
 def _file(url: str | None, **extra: Any) -> dict[str, Any]:
     return {"type": "url", "url": url, "method": "GET", **extra}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _assert_nothing_written(folder: Path) -> None:
@@ -677,7 +672,7 @@ def test_cancel_ends_a_download_in_progress(
 
 
 def test_connection_refused(make_fetcher: Callable[..., SafeFetcher], tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{_free_port()}/x"
+    url = f"http://127.0.0.1:{free_port()}/x"
     with pytest.raises(FetchError, match="connection failed"):
         make_fetcher().fetch_to(_file(url), tmp_path / "o")
 
@@ -775,7 +770,7 @@ def test_errors_and_logs_never_leak_secrets(
     # Our own logger at DEBUG. (urllib3's connectionpool DEBUG log prints the
     # request line itself; deployments must keep "urllib3" at INFO or above.)
     caplog.set_level(logging.DEBUG, logger=fetch.__name__)
-    base = _url(server, path) if path else f"http://127.0.0.1:{_free_port()}/x"
+    base = _url(server, path) if path else f"http://127.0.0.1:{free_port()}/x"
     file_object = _file(
         f"{base}{'&' if '?' in base else '?'}token={SECRET_QUERY}",
         headers={"Authorization": f"Bearer {SECRET_HEADER}", "X-Api-Key": SECRET_HEADER},

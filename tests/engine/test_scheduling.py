@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from ocean_provider.operator.client import OperatorClient
 from tests.conftest import PROVIDER_KEY
 from tests.engine.conftest import PROVIDER_ADDRESS, environment, start_engine
 from tests.engine.jobs import OWNER, submit, wait
+from tests.live_servers import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_url")]
 
@@ -54,12 +54,6 @@ def test_twenty_jobs_never_more_than_max_jobs_running(
     assert envs[0]["maxJobs"] == 2 and envs[0]["currentJobs"] == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _engine_process(storage: Path, port: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -89,7 +83,7 @@ def _engine_process(storage: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def test_engine_killed_mid_run_recovers(tmp_path: Path, data_url: str) -> None:
-    port = _free_port()
+    port = free_port()
     storage = tmp_path / "engine"
     proc = _engine_process(storage, port)
     client = OperatorClient(

@@ -7,10 +7,6 @@ real HTTP server on loopback.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +35,7 @@ from tests.conftest import (
 )
 from tests.engine.conftest import environment, start_engine
 from tests.engine.jobs import workflow
+from tests.live_servers import serve_provider
 
 pytestmark = pytest.mark.integration
 
@@ -159,41 +156,15 @@ CALLERS = 48
 def served_provider(tmp_path: Path) -> Iterator[tuple[str, EmbeddedEngine]]:
     """``ocean-provider serve --workers 3`` (real gunicorn) in front of a real local engine."""
     engine = start_engine(tmp_path / "engine", [environment("ocean-compute")])
-    port = _free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"},
-        "HOME": str(tmp_path),
-        "NETWORK_URL": "http://127.0.0.1:8545",
-        "PROVIDER_PRIVATE_KEY": PROVIDER_KEY,
+    settings = {
         "OPERATOR_SERVICE_URL": engine.url,
         "STORAGE_PATH": str(tmp_path / "nonces.db"),
         "REQUEST_TIMEOUT": "10",
     }
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ocean_provider.cli", "serve", "--workers", "3"]
-            + ["--bind", f"127.0.0.1:{port}"],
-            cwd=tmp_path,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            try:
-                if requests.get(url, timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        yield url, engine
+        with serve_provider(tmp_path, settings, workers=3) as served:
+            yield served.url, engine
     finally:
-        process.terminate()
-        process.wait(timeout=30)
         engine.close()
 
 
@@ -219,10 +190,3 @@ def test_concurrent_signed_status_through_three_workers_all_succeed(
         assert [code for code, _ in replies] == [200] * CALLERS, [r for r in replies if r[0] != 200]
         assert [j["jobId"] for j in replies[0][1]] == [job.job_id]
         assert all(body == [] for _, body in replies[1:])
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

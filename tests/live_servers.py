@@ -1,0 +1,78 @@
+"""Real server processes for tests: ``ocean-provider serve`` under gunicorn, free ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from tests.conftest import PROVIDER_KEY
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (at the moment of asking)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServedProvider:
+    url: str
+    port: int
+    log: Path  # gunicorn's output: its own lines and the access log
+    home: Path  # $HOME of the server processes
+
+
+@contextmanager
+def serve_provider(
+    root: Path, settings: Mapping[str, str], *, workers: int
+) -> Iterator[ServedProvider]:
+    """``ocean-provider serve --workers N`` in ``root`` (no config.ini there: the environment
+    is the whole configuration), answering ``GET /`` before it is handed over."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"},
+        "HOME": str(root),  # where gunicorn would put a control socket
+        "NETWORK_URL": "http://127.0.0.1:8545",
+        "PROVIDER_PRIVATE_KEY": PROVIDER_KEY,
+        **settings,
+    }
+    log = root / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ocean_provider.cli", "serve", "--workers", str(workers)]
+            + ["--bind", f"127.0.0.1:{port}"],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    served = ServedProvider(f"http://127.0.0.1:{port}", port, log, root)
+    try:
+        _wait_until_up(served, process)
+        yield served
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _wait_until_up(served: ServedProvider, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, served.log.read_text()
+        try:
+            if requests.get(served.url, timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise AssertionError(f"ocean-provider serve did not answer:\n{served.log.read_text()}")
