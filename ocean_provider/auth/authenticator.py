@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from eth_utils.address import to_checksum_address
-
+from ocean_provider.auth.addresses import checksum_address
 from ocean_provider.auth.nonces import NonceStore, parse_nonce
 from ocean_provider.auth.signing import message_hash, verify_digest
 from ocean_provider.errors import SignatureMissing, ValidationFailed
@@ -34,7 +33,7 @@ class RequestAuthenticator:
         value = parse_nonce(nonce)
         digest = message_hash(message + nonce)
         verify_digest(consumer, digest, signature)
-        signer = str(to_checksum_address(consumer))
+        signer = checksum_address(consumer)
         self.nonces.consume(signer, value, digest)
         log.debug("authenticated %s", signer)
         return signer

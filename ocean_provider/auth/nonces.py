@@ -25,8 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from eth_utils.address import to_checksum_address
-
+from ocean_provider.auth.addresses import checksum_address
 from ocean_provider.errors import NonceReused, SignatureReused, StoreUnavailable, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -106,6 +105,9 @@ class SqliteNonceStore:
         db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
         try:
             _use_wal(db)
+            # WAL at NORMAL: a commit survives a crash of the process, and is synced at
+            # checkpoints rather than on every request
+            db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error:
             db.close()
             raise
@@ -273,4 +275,4 @@ def _redis_errors() -> Iterator[None]:
 
 
 def _key(address: str) -> str:
-    return str(to_checksum_address(address))
+    return checksum_address(address)

@@ -7,8 +7,9 @@ signed payload is then shorter than 32 bytes; both forms are accepted.
 
 from __future__ import annotations
 
-from eth_account import Account
-from eth_account.messages import encode_defunct
+import re
+
+from coincurve import PrivateKey, PublicKey
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
@@ -17,6 +18,8 @@ from ocean_provider.errors import SignatureInvalid
 SIGNATURE_BYTES = 65
 # secp256k1 group order; EIP-2 accepts only s <= n/2, so each signature has no twin
 CURVE_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+EIP191_PREFIX = b"\x19Ethereum Signed Message:\n"
+ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 def message_hash(message: str) -> bytes:
@@ -24,16 +27,31 @@ def message_hash(message: str) -> bytes:
     return keccak(text=message)
 
 
+def eip191_hash(payload: bytes) -> bytes:
+    """What ``personal_sign`` (EIP-191 version 0x45) signs for ``payload``."""
+    return keccak(EIP191_PREFIX + str(len(payload)).encode() + payload)
+
+
+class MessageSigner:
+    """One private key, parsed once, signing Ocean messages (libsecp256k1 via coincurve)."""
+
+    def __init__(self, private_key: str) -> None:
+        self._key = PrivateKey(bytes.fromhex(private_key.removeprefix("0x")))
+        self.address = to_checksum_address(_address_of(self._key.public_key))
+
+    def sign(self, message: str) -> str:
+        """Sign as the reference Provider does: ``0x`` hex of ``r || s || v``, v as 0/1
+        (libsecp256k1 signs low-s, as EIP-2 wants)."""
+        digest = eip191_hash(message_hash(message))
+        return "0x" + self._key.sign_recoverable(digest, hasher=None).hex()
+
+
 def sign_message(message: str, private_key: str) -> str:
-    """Sign as the reference Provider does: ``0x`` hex, v as ``00``/``01``."""
-    signed = Account.sign_message(
-        encode_defunct(primitive=message_hash(message)), private_key=private_key
-    )
-    raw = bytes(signed.signature)
-    return "0x" + (raw[:64] + bytes([raw[64] - 27])).hex()
+    """Sign with a key given as hex (tests and one-off use; services keep a MessageSigner)."""
+    return MessageSigner(private_key).sign(message)
 
 
-def _signature_bytes(signature: str) -> bytes:
+def _signature(signature: str) -> bytes:
     text = signature[2:] if signature[:2].lower() == "0x" else signature
     try:
         raw = bytes.fromhex(text)
@@ -42,20 +60,28 @@ def _signature_bytes(signature: str) -> bytes:
     if len(raw) != SIGNATURE_BYTES:
         raise SignatureInvalid(f"expected {SIGNATURE_BYTES} bytes, got {len(raw)}")
     v = raw[64]
-    if v in (0, 1):
-        v += 27
-    if v not in (27, 28):
+    if v in (27, 28):
+        v -= 27
+    if v not in (0, 1):
         raise SignatureInvalid("v must be 0, 1, 27 or 28")
     if int.from_bytes(raw[32:64], "big") > CURVE_ORDER // 2:
         raise SignatureInvalid("s is in the upper half of the curve order (EIP-2)")
     return raw[:64] + bytes([v])
 
 
-def _recover(payload: bytes, signature: bytes) -> str | None:
+def _signer_of(payload: bytes, signature: bytes) -> bytes | None:
+    """The 20-byte address that signed ``payload``, or None (r or s out of range)."""
     try:
-        return str(Account.recover_message(encode_defunct(primitive=payload), signature=signature))
-    except Exception:  # malformed r/s: eth-keys raises several types
+        public_key = PublicKey.from_signature_and_message(
+            signature, eip191_hash(payload), hasher=None
+        )
+    except ValueError:
         return None
+    return _address_of(public_key)
+
+
+def _address_of(public_key: PublicKey) -> bytes:
+    return keccak(public_key.format(compressed=False)[1:])[-20:]
 
 
 def verify_signature(claimed_address: str, message: str, signature: str) -> None:
@@ -65,16 +91,15 @@ def verify_signature(claimed_address: str, message: str, signature: str) -> None
 
 def verify_digest(claimed_address: str, digest: bytes, signature: str) -> None:
     """Raise ``SignatureInvalid`` unless the claimed address signed the message of ``digest``."""
-    try:
-        expected = to_checksum_address(claimed_address)
-    except ValueError:
-        raise SignatureInvalid("consumerAddress is not an Ethereum address") from None
-    raw = _signature_bytes(signature)
+    if not ADDRESS.fullmatch(claimed_address):
+        raise SignatureInvalid("consumerAddress is not an Ethereum address")
+    expected = bytes.fromhex(claimed_address[2:])
+    parsed = _signature(signature)
     candidates = [digest]
     stripped = digest.lstrip(b"\x00")
     if stripped != digest:
         candidates.append(stripped)
     for payload in candidates:
-        if _recover(payload, raw) == expected:
+        if _signer_of(payload, parsed) == expected:
             return
     raise SignatureInvalid("it was not made by consumerAddress over this request")

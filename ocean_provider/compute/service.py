@@ -10,8 +10,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from eth_utils.address import to_checksum_address
-
+from ocean_provider.auth.addresses import checksum_address
 from ocean_provider.compute import policy
 from ocean_provider.compute.interfaces import Asset, ComputeBackend, DdoResolver, OrderVerifier
 from ocean_provider.compute.requests import AlgorithmInput, DatasetInput, StartRequest
@@ -179,7 +178,7 @@ class ComputeService:
     @staticmethod
     def owner_of(address: str) -> str:
         """The checksummed form jobs are filed under (for unsigned status)."""
-        return str(to_checksum_address(address))
+        return checksum_address(address)
 
     def status(self, signer: str, job_id: str | None, document_id: str | None) -> list[OperatorJob]:
         jobs = _owned(signer, self.backend.status(signer, job_id, document_id))
@@ -213,7 +212,7 @@ def _owned(signer: str, jobs: list[OperatorJob]) -> list[OperatorJob]:
     owned = []
     for job in jobs:
         try:
-            if to_checksum_address(job.owner) == signer:
+            if checksum_address(job.owner) == signer:
                 owned.append(job)
         except ValueError:
             continue

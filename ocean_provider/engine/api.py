@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_utils.address import to_checksum_address
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from ocean_provider.api.params import request_params
+from ocean_provider.auth.addresses import checksum_address
 from ocean_provider.auth.signing import verify_signature
 from ocean_provider.compute.requests import parse
 from ocean_provider.engine.environments import Environment
@@ -52,7 +52,7 @@ class EngineContext:
         ``owner[+jobId]+nonce``, our header signature over the whole request, and a
         nonce not seen within the replay window, checked in that order."""
         try:
-            provider = str(to_checksum_address(req.provider_address))
+            provider = checksum_address(req.provider_address)
         except ValueError:
             raise SignatureInvalid("providerAddress is not an address") from None
         if provider not in self.allowed_providers:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from eth_utils.address import to_checksum_address
 from pydantic import ConfigDict, Field, model_validator
 
+from ocean_provider.auth.addresses import checksum_address
 from ocean_provider.compute.requests import Address, Container, Id, Nonce, OptionalId
 from ocean_provider.compute.requests import Schema as _Schema
 
@@ -42,7 +42,7 @@ class ProviderSigned(Schema):
     @property
     def owner_address(self) -> str:
         """The owner, checksummed (the signature covers ``owner`` as sent)."""
-        return str(to_checksum_address(self.owner))
+        return checksum_address(self.owner)
 
 
 class JobQuery(ProviderSigned):

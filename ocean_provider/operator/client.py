@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ocean_provider.auth.signing import sign_message
+from ocean_provider.auth.signing import MessageSigner
 from ocean_provider.errors import JobNotFound, OperatorUnavailable, ResultNotFound
-from ocean_provider.operator.deadline import Deadline, DeadlineAdapter
+from ocean_provider.operator.deadline import Deadline, DeadlineAdapter, Watchdog
 from ocean_provider.operator.models import OperatorJob
 from ocean_provider.operator.replies import (
     CHUNK_BYTES,
@@ -107,7 +107,7 @@ class OperatorClient:
         session: requests.Session | None = None,
     ) -> None:
         self._base = base_url.rstrip("/") + API_PREFIX
-        self._key = signer_key
+        self._signer = MessageSigner(signer_key)
         self._timeout = (connect_timeout, read_timeout)
         self._total = total_timeout or connect_timeout + read_timeout
         self._max_reply = max_reply_bytes
@@ -115,11 +115,11 @@ class OperatorClient:
         self._backoff = backoff
         self._nonces = MonotonicNonce()
         self._session = session or _pooled_session()
-        from eth_account import Account
-
-        self.provider_address = str(Account.from_key(signer_key).address)
+        self.provider_address = self._signer.address
+        self._watchdog = Watchdog()
 
     def close(self) -> None:
+        self._watchdog.close()
         self._session.close()
 
     def _signed(self, owner: str, job_id: str | None) -> dict[str, Any]:
@@ -127,7 +127,7 @@ class OperatorClient:
         message = f"{owner}{job_id or ''}{nonce}"
         return {
             "providerAddress": self.provider_address,
-            "providerSignature": sign_message(message, self._key),
+            "providerSignature": self._signer.sign(message),
             "nonce": nonce,
         }
 
@@ -189,7 +189,7 @@ class OperatorClient:
         """Send until a reply we keep, within one deadline; 4xx/5xx raise our errors."""
         attempts = 1 + (self._retries if retries is None else retries)
         attempt = nonce_retries = 0
-        with Deadline(self._total) as deadline:
+        with Deadline(self._total, self._watchdog) as deadline:
             while True:
                 attempt += 1
                 try:
@@ -272,7 +272,7 @@ class OperatorClient:
         raw = body.encode("utf-8") if isinstance(body, str) else body
         method = prepared.method or "GET"
         return sign_request(
-            self._key, method=method, path=url.path, query=url.query, body=raw, nonce=nonce
+            self._signer, method=method, path=url.path, query=url.query, body=raw, nonce=nonce
         )
 
 
@@ -297,6 +297,7 @@ def _keep_signatures_out_of_urllib3_logs() -> None:
 def _pooled_session() -> requests.Session:
     _keep_signatures_out_of_urllib3_logs()
     session = requests.Session()
+    session.trust_env = False  # no proxy or .netrc lookups per call: the engine is direct
     adapter = DeadlineAdapter(pool_connections=4, pool_maxsize=25)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

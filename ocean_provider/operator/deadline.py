@@ -1,8 +1,8 @@
 """An overall deadline for an HTTP exchange, not only per-read timeouts.
 
 ``requests`` times each socket read, so a peer that sends one byte a second
-never trips a read timeout. ``Deadline`` runs a timer for the whole exchange;
-when it fires, it shuts down the sockets of the connections the exchange is
+never trips a read timeout. A ``Deadline`` covers the whole exchange; when
+the client's ``Watchdog`` fires it, it shuts down the sockets of the connections the exchange is
 using, and the blocked read fails at once. Connections register themselves
 through ``DeadlineAdapter``'s pool classes when they send a request on a thread
 inside ``with Deadline(...)``, and unregister when they go back to the pool, so
@@ -11,6 +11,8 @@ a timer never touches a connection another call has taken since.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import socket
 import threading
 import time
@@ -29,23 +31,23 @@ _active = threading.local()
 
 
 class Deadline:
-    """``with Deadline(seconds):`` bounds every engine exchange made on this thread."""
+    """``with Deadline(seconds, watchdog):`` bounds every engine exchange made on this
+    thread; ``watchdog`` fires it when the time is up."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, watchdog: Watchdog) -> None:
         self.expires = time.monotonic() + seconds
         self.expired = False
         self._lock = threading.Lock()
         self._open = True
         self._connections: set[HTTPConnection] = set()
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
+        self._watchdog = watchdog
 
     def remaining(self) -> float:
         return max(0.0, self.expires - time.monotonic())
 
     def __enter__(self) -> Deadline:
         _active.deadline = self
-        self._timer.start()
+        self._watchdog.watch(self)
         return self
 
     def __exit__(
@@ -54,7 +56,6 @@ class Deadline:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._timer.cancel()
         with self._lock:
             self._open = False
             for connection in self._connections:
@@ -76,13 +77,60 @@ class Deadline:
             self._connections.discard(connection)
             connection._ocean_deadline = None  # type: ignore[attr-defined]
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
         with self._lock:
             if not self._open:
                 return
             self.expired = True
             for connection in self._connections:
                 _shut(connection)
+
+    @property
+    def open(self) -> bool:
+        return self._open
+
+
+class Watchdog:
+    """One thread that fires the deadlines of one client when they expire (a timer
+    thread per call would cost a thread start on every engine call). The thread
+    starts with the first deadline, never at construction."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queue: list[tuple[float, int, Deadline]] = []
+        self._count = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def watch(self, deadline: Deadline) -> None:
+        with self._cond:
+            heapq.heappush(self._queue, (deadline.expires, next(self._count), deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="engine-deadlines", daemon=True
+                )
+                self._thread.start()
+            elif self._queue[0][2] is deadline:
+                self._cond.notify()  # it is the new earliest
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                while self._queue and not self._queue[0][2].open:
+                    heapq.heappop(self._queue)  # finished in time
+                if not self._queue:
+                    self._cond.wait()
+                    continue
+                wait = self._queue[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._queue)[2].fire()
 
 
 def _shut(connection: HTTPConnection) -> None:

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
-from eth_utils.address import to_checksum_address
 from pydantic import ValidationError
 from werkzeug.http import parse_options_header
 
 from ocean_provider import bounded_json
+from ocean_provider.auth.addresses import checksum_address
 from ocean_provider.errors import (
     JobNotFound,
     OperatorFailed,
@@ -168,6 +168,6 @@ def disposition_name(headers: Mapping[str, str]) -> str | None:
 
 def _checksummed(address: str) -> str | None:
     try:
-        return str(to_checksum_address(address))
+        return checksum_address(address)
     except ValueError:
         return None

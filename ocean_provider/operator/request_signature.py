@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 
-from ocean_provider.auth.signing import sign_message, verify_signature
+from ocean_provider.auth.signing import MessageSigner, verify_signature
 from ocean_provider.errors import SignatureInvalid
 
 HEADER = "X-Provider-Request-Signature"
@@ -30,9 +30,9 @@ def request_message(method: str, path: str, query: str, body: bytes, nonce: str)
 
 
 def sign_request(
-    private_key: str, *, method: str, path: str, query: str, body: bytes, nonce: str
+    signer: MessageSigner, *, method: str, path: str, query: str, body: bytes, nonce: str
 ) -> str:
-    return sign_message(request_message(method, path, query, body, nonce), private_key)
+    return signer.sign(request_message(method, path, query, body, nonce))
 
 
 def verify_request(
