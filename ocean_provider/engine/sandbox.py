@@ -1,10 +1,15 @@
 """Run one algorithm command inside a bubblewrap sandbox, with limits.
 
-Lifecycle: ``SandboxRun.start(spec)`` launches bwrap, which sets up the
-sandbox and then blocks; the runner moves the sandbox's pid 1 into per-run
-cgroups and applies rlimits, then lets it exec the algorithm. ``wait()`` polls
-every 0.2 s to enforce the wall-time, process and output caps; ``stop()`` kills
-the whole tree from any thread. Always call ``wait()``: it also cleans up.
+Lifecycle: ``SandboxRun.launch(spec, host)`` starts bwrap, which sets up the
+sandbox and then blocks; meanwhile a helper thread moves the sandbox's pid 1
+into per-run cgroups and applies rlimits (a cgroup v1 move waits for an RCU
+grace period, ~10 ms, so the caller can do other work, such as downloading the
+inputs into the already mounted folders). ``release()`` waits for that
+confinement and only then lets the sandbox exec the algorithm; the wall-time
+limit counts from there. ``start()`` is both at once. ``wait()`` polls every
+0.2 s to enforce the wall-time, process and output caps; ``stop()`` kills the
+whole tree from any thread, released or not. Always call ``wait()``: it also
+cleans up.
 
 The caller of ``start()`` must live as long as the run (``--die-with-parent``
 uses PR_SET_PDEATHSIG, which fires when the *thread* that started bwrap exits).
@@ -35,6 +40,7 @@ from ocean_provider.engine.sandbox_limits import (
     unlinked_usage,
 )
 from ocean_provider.engine.sandbox_seccomp import filter_fd as seccomp_filter_fd
+from ocean_provider.engine.sandbox_setup import SandboxHost
 from ocean_provider.engine.sandbox_types import (
     MIB,
     OutcomeReason,
@@ -46,6 +52,7 @@ from ocean_provider.engine.sandbox_types import (
 
 __all__ = [
     "SandboxError",
+    "SandboxHost",
     "SandboxLimits",
     "SandboxOutcome",
     "SandboxRun",
@@ -68,10 +75,17 @@ def sandbox_available() -> str | None:
 class SandboxRun:
     """A started sandbox. ``stop()`` is thread-safe; ``wait()`` may be called once or more."""
 
-    def __init__(self, spec: SandboxSpec, cgroups: RunCgroups, started: float) -> None:
+    def __init__(
+        self, spec: SandboxSpec, host: SandboxHost, cgroups: RunCgroups, started: float
+    ) -> None:
         self._spec = spec
+        self._host = host
         self._cgroups = cgroups
         self._started = started
+        self._block_w = -1
+        self._unreleased_log: Path | None = None  # where the log waits for release()
+        self._confining: threading.Thread | None = None
+        self._confine_error: BaseException | None = None
         self._lock = threading.Lock()
         self._wait_lock = threading.Lock()
         self._stop_requested = threading.Event()
@@ -85,22 +99,59 @@ class SandboxRun:
         self._outcome: SandboxOutcome | None = None
 
     @classmethod
-    def start(cls, spec: SandboxSpec) -> SandboxRun:
-        """Launch ``spec.argv`` in a new sandbox; raises SandboxError on setup failure."""
+    def start(cls, spec: SandboxSpec, host: SandboxHost | None = None) -> SandboxRun:
+        """Launch ``spec.argv`` in a new sandbox and let it run; raises SandboxError."""
+        run = cls.launch(spec, host)
+        run.release()
+        return run
+
+    @classmethod
+    def launch(cls, spec: SandboxSpec, host: SandboxHost | None = None) -> SandboxRun:
+        """Set the sandbox up, blocked before the algorithm's exec, and start confining it.
+
+        ``host`` is what an engine worked out once (None: work it out now). Raises
+        SandboxError on setup failure. Follow with ``release()`` or ``stop()``, then
+        ``wait()``.
+        """
         started = time.monotonic()
-        problem = setup.host_problem()
-        if problem is not None:
-            raise SandboxError(problem)
+        if host is None:
+            host = SandboxHost.detect()
         setup.validate_spec(spec)
         setup.prepare_data_dir(spec)
         cgroups = RunCgroups.create(f"{spec.cgroup_prefix}-{uuid.uuid4().hex[:12]}", spec.limits)
-        run = cls(spec, cgroups, started)
+        run = cls(spec, host, cgroups, started)
         try:
             run._launch()
         except BaseException:
             run._abort()
             raise
         return run
+
+    def release(self) -> None:
+        """Once confined, let the sandbox exec the algorithm; the wall time starts now.
+
+        Raises SandboxError (and kills the sandbox) if it could not be confined.
+        """
+        if self._block_w < 0:
+            raise RuntimeError("release() once, after launch()")
+        block_w, self._block_w = self._block_w, -1
+        self._publish_log()
+        try:
+            if self._confining is not None:
+                self._confining.join()
+            if self._confine_error is not None:
+                raise self._confine_error
+        except BaseException:
+            self._kill()  # before closing block_w: EOF would also unblock bwrap
+            os.close(block_w)
+            raise
+        self._started = time.monotonic()
+        try:
+            os.write(block_w, b"1")
+        except BrokenPipeError:
+            logger.warning("bwrap exited during sandbox setup")
+        finally:
+            os.close(block_w)
 
     @property
     def pid(self) -> int:
@@ -139,21 +190,33 @@ class SandboxRun:
         status_r, status_w = os.pipe()
         self._status = bw.BwrapStatus(status_r)
         passwd, group = bw.identity_files(self._spec.uid, self._spec.gid)
-        fds = bw.BwrapFds(
-            block_r, status_w, _data_pipe(passwd), _data_pipe(group), seccomp_filter_fd()
-        )
+        seccomp = seccomp_filter_fd(self._host.seccomp_program)
+        fds = bw.BwrapFds(block_r, status_w, _data_pipe(passwd), _data_pipe(group), seccomp)
+        host_binds = self._host.binds(self._spec.network)
         try:
-            self._popen(bw.build_argv(setup.bwrap_path(), self._spec, fds), fds)
+            self._popen(bw.build_argv(self._host.bwrap, self._spec, fds, host_binds), fds)
         except BaseException:
             os.close(block_w)
             raise
         finally:
             for fd in fds.all():
                 os.close(fd)
-        self._release(block_w)
+        self._block_w = block_w  # from here on, launch()'s _abort() closes it
+        child = self._status.wait_child_pid(START_TIMEOUT_SECONDS)
+        if child is not None:
+            self._confining = threading.Thread(
+                target=self._confine_quietly, args=(child,), name="sandbox-confine", daemon=True
+            )
+            self._confining.start()
 
     def _popen(self, argv: list[str], fds: bw.BwrapFds) -> None:
-        with open(self._spec.log_path, "ab") as log:
+        """Start bwrap, its output going to a log that shows at ``log_path`` only once
+        released: a run stopped before that leaves no algorithm log behind."""
+        log_path = self._spec.log_path
+        if not log_path.exists():
+            self._unreleased_log = log_path.with_name(f".{log_path.name}.unreleased")
+            log_path = self._unreleased_log
+        with open(log_path, "ab") as log:
             try:
                 self._proc = subprocess.Popen(
                     argv,
@@ -169,28 +232,18 @@ class SandboxRun:
         self._pidfd = os.pidfd_open(self._proc.pid)
         logger.info("sandbox started: bwrap pid %d", self._proc.pid)
 
-    def _release(self, block_w: int) -> None:
-        """Confine the blocked sandbox pid 1, then let it exec the algorithm."""
-        assert self._status is not None
+    def _confine_quietly(self, child: int) -> None:
+        """The helper thread's work; ``release()`` raises what it failed with."""
         try:
-            child = self._status.wait_child_pid(START_TIMEOUT_SECONDS)
-            if child is not None:
-                self._confine(child)
-        except BaseException:
-            self._kill()  # before closing block_w: EOF would also unblock bwrap
-            os.close(block_w)
-            raise
-        try:
-            os.write(block_w, b"1")
-        except BrokenPipeError:
-            logger.warning("bwrap exited during sandbox setup")
-        finally:
-            os.close(block_w)
+            self._confine(child)
+        except BaseException as exc:
+            self._confine_error = exc
 
     def _confine(self, child: int) -> None:
         try:
-            self._child_pidfd = os.pidfd_open(child)
-            self._child_pid = child
+            child_pidfd = os.pidfd_open(child)
+            with self._lock:
+                self._child_pidfd, self._child_pid = child_pidfd, child
             self._cgroups.attach(child)
             apply_rlimits(child, self._spec.limits, self._cgroups)
         except ProcessLookupError:
@@ -198,7 +251,20 @@ class SandboxRun:
         except OSError as exc:
             raise SandboxError(f"cannot confine sandbox: {exc}") from exc
 
+    def _publish_log(self) -> None:
+        if self._unreleased_log is not None:
+            os.replace(self._unreleased_log, self._spec.log_path)
+            self._unreleased_log = None
+
+    def _close_block(self) -> None:
+        """Kill first: EOF on the block pipe would also let the sandbox go on."""
+        if self._block_w >= 0:
+            self._kill()
+            os.close(self._block_w)
+            self._block_w = -1
+
     def _abort(self) -> None:
+        self._close_block()
         self._kill()
         if self._proc is not None:
             self._await_exit(KILL_GRACE_SECONDS)
@@ -317,6 +383,12 @@ class SandboxRun:
                 logger.error("sandbox pid 1 (bwrap pid %d's child) outlived bwrap", self.pid)
 
     def _cleanup(self) -> None:
+        if self._confining is not None:
+            self._confining.join()  # it may still be opening the child's pidfd
+        self._close_block()  # never released: the sandbox is dead or dies now
+        if self._unreleased_log is not None:
+            self._unreleased_log.unlink(missing_ok=True)
+            self._unreleased_log = None
         self._cgroups.remove()
         with self._lock:
             for fd in (self._pidfd, self._child_pidfd):

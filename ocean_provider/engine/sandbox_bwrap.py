@@ -15,7 +15,7 @@ import json
 import os
 import select
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -55,6 +55,8 @@ RESERVED = tuple(
 )
 KEPT_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
 
+Bind = tuple[str, str, str]  # (bwrap option, source, destination)
+
 
 @dataclass(frozen=True)
 class BwrapFds:
@@ -70,12 +72,18 @@ class BwrapFds:
         return (self.block, self.status, self.passwd, self.group, self.seccomp)
 
 
-def build_argv(bwrap: str, spec: SandboxSpec, fds: BwrapFds) -> list[str]:
-    """Full argv: bwrap options, then setpriv, then the algorithm command."""
+def build_argv(
+    bwrap: str, spec: SandboxSpec, fds: BwrapFds, host: Sequence[Bind] | None = None
+) -> list[str]:
+    """Full argv: bwrap options, then setpriv, then the algorithm command.
+
+    ``host`` are the system and /etc binds (``host_binds(spec.network)``), which an
+    engine works out once; None works them out now.
+    """
     return [
         bwrap,
         *_namespace_args(spec.network),
-        *_filesystem_args(spec, fds),
+        *_filesystem_args(spec, fds, host_binds(spec.network) if host is None else host),
         *_env_args(spec.env),
         "--chdir",
         spec.workdir,
@@ -117,8 +125,8 @@ def _namespace_args(network: bool) -> list[str]:
     return args
 
 
-def _filesystem_args(spec: SandboxSpec, fds: BwrapFds) -> list[str]:
-    binds = [*_system_binds(), *_etc_binds(spec.network)]
+def _filesystem_args(spec: SandboxSpec, fds: BwrapFds, host: Sequence[Bind]) -> list[str]:
+    binds = list(host)
     binds += [("--ro-bind", str(p), str(p)) for p in spec.ro_binds]
     binds += [("--ro-bind", str(m.source), str(m.target)) for m in spec.runtime_mounts]
     data = _data_binds(spec.data_dir)
@@ -141,8 +149,15 @@ def system_bind_args() -> list[str]:
     return [arg for bind in _system_binds() for arg in bind]
 
 
-def _system_binds() -> list[tuple[str, str, str]]:
-    binds: list[tuple[str, str, str]] = []
+def host_binds(network: bool) -> list[Bind]:
+    """Read-only system dirs and the /etc entries a job may see (resolv.conf only with
+    network). Fixed for a host, so an engine builds them once: /etc entries are bound
+    with ``--ro-bind-try``, so one that appears or vanishes later needs no rebuild."""
+    return [*_system_binds(), *_etc_binds(network)]
+
+
+def _system_binds() -> list[Bind]:
+    binds: list[Bind] = []
     for name in SYSTEM_DIRS:
         path = Path(name)
         if path.is_symlink():
@@ -152,16 +167,11 @@ def _system_binds() -> list[tuple[str, str, str]]:
     return binds
 
 
-def _etc_binds(network: bool) -> list[tuple[str, str, str]]:
+def _etc_binds(network: bool) -> list[Bind]:
     entries = [*ETC_ENTRIES, *_python_config_dirs()]
     if network:
         entries.append("resolv.conf")
-    binds = []
-    for entry in entries:
-        path = Path("/etc", entry)
-        if path.exists():
-            binds.append(("--ro-bind", str(path), str(path)))
-    return binds
+    return [("--ro-bind-try", f"/etc/{entry}", f"/etc/{entry}") for entry in entries]
 
 
 def _python_config_dirs() -> list[str]:
@@ -169,7 +179,7 @@ def _python_config_dirs() -> list[str]:
     return sorted(p.name for p in Path("/etc").glob("python3*"))
 
 
-def _data_binds(data_dir: Path) -> list[tuple[str, str, str]]:
+def _data_binds(data_dir: Path) -> list[Bind]:
     binds = []
     for name in READ_ONLY_DATA:
         binds.append(("--ro-bind", str(data_dir / name), str(DATA_ROOT / name)))

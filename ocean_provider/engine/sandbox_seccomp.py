@@ -99,8 +99,9 @@ def seccomp_problem() -> str | None:
     return None
 
 
-def filter_fd() -> int:
-    """A memfd holding the filter as a BPF program (offset 0), for ``bwrap --seccomp``."""
+def compile_program() -> bytes:
+    """The filter as a BPF program (what ``bwrap --seccomp`` reads). Built once per
+    engine: the rules never change, and compiling costs about a millisecond."""
     seccomp = _library()
     rules = seccomp.SyscallFilter(seccomp.ALLOW)
     refuse = seccomp.ERRNO(errno.EPERM)
@@ -112,8 +113,24 @@ def filter_fd() -> int:
     rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
     fd = os.memfd_create("sandbox-seccomp", os.MFD_CLOEXEC)
     try:
-        with open(fd, "wb", closefd=False) as sink:
+        with open(fd, "rb+", closefd=False) as sink:
             rules.export_bpf(sink)
+            sink.seek(0)
+            program = sink.read()
+    finally:
+        os.close(fd)
+    if not program or len(program) % 8:
+        raise RuntimeError("libseccomp exported an invalid BPF program")
+    return program
+
+
+def filter_fd(program: bytes | None = None) -> int:
+    """A memfd holding ``program`` (default: a fresh compile) at offset 0, for one run:
+    bwrap reads the fd from its offset, so each run needs its own."""
+    data = compile_program() if program is None else program
+    fd = os.memfd_create("sandbox-seccomp", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, data)
         os.lseek(fd, 0, os.SEEK_SET)
     except BaseException:
         os.close(fd)

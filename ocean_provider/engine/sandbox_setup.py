@@ -6,14 +6,42 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from ocean_provider.engine import sandbox_bwrap as bw
-from ocean_provider.engine.sandbox_seccomp import seccomp_problem
+from ocean_provider.engine.sandbox_seccomp import compile_program, seccomp_problem
 from ocean_provider.engine.sandbox_types import NOBODY, SandboxError, SandboxSpec
 
 BWRAP_ENV = {"PATH": "/usr/bin:/bin"}
 CGROUP_PREFIX = re.compile(r"[A-Za-z0-9]{1,32}")  # no "-": one prefix never starts another
+
+
+@dataclass(frozen=True)
+class SandboxHost:
+    """What every run on this host shares, worked out once per engine (``detect``):
+    the bwrap binary, the compiled seccomp program and the system and /etc binds."""
+
+    bwrap: str
+    seccomp_program: bytes
+    offline_binds: tuple[bw.Bind, ...]
+    online_binds: tuple[bw.Bind, ...]
+
+    @classmethod
+    def detect(cls) -> SandboxHost:
+        """Raises SandboxError if sandboxed runs cannot work here."""
+        problem = host_problem()
+        if problem is not None:
+            raise SandboxError(problem)
+        return cls(
+            bwrap=bwrap_path(),
+            seccomp_program=compile_program(),
+            offline_binds=tuple(bw.host_binds(network=False)),
+            online_binds=tuple(bw.host_binds(network=True)),
+        )
+
+    def binds(self, network: bool) -> tuple[bw.Bind, ...]:
+        return self.online_binds if network else self.offline_binds
 
 
 def probe_host() -> str | None:
