@@ -1,7 +1,10 @@
 """Provisioning (statuses 20 to 30): lay out the job's /data tree, fetch inputs and algorithm.
 
-Failures raise ``ProvisionFailed`` with status 31 (data) or 32 (algorithm)
-and a reason that also goes to the job's configuration log.
+``plan`` needs no download: it lays out the tree and works out the runtime, the
+command and its environment, so the sandbox can be set up (and its folders
+mounted) while ``fetch`` downloads into them. Failures raise ``ProvisionFailed``
+with status 31 (data) or 32 (algorithm) and a reason that also goes to the job's
+configuration log.
 """
 
 from __future__ import annotations
@@ -65,7 +68,15 @@ class Provisioner:
         log: ConfigLog,
         cancel: threading.Event | None = None,
     ) -> PreparedJob:
-        """Lay out ``job_dir/data``; ``cancel`` ends any download in progress."""
+        """``plan``, then ``fetch``."""
+        prepared = self.plan(job_dir, workflow, env_network, log)
+        self.fetch(job_dir, workflow, log, cancel)
+        return prepared
+
+    def plan(
+        self, job_dir: Path, workflow: Workflow, env_network: bool, log: ConfigLog
+    ) -> PreparedJob:
+        """Lay out ``job_dir/data`` and work out what the sandbox runs; downloads nothing."""
         stage = workflow.stage
         algorithm = stage.algorithm
         data = job_dir / "data"
@@ -73,16 +84,11 @@ class Provisioner:
             (data / name).mkdir(parents=True, exist_ok=True)
         runtime = self._runtime(algorithm.container, log)
         placed = place_runtime(runtime.aliases[0], runtime.executable, runtime.mounts)
-        downloads = JobDownloads(self._fetcher, log, cancel, self._fetcher.policy.max_bytes)
-        dids = self._inputs(data, stage.input, downloads)
-        self._algorithm(data, algorithm, log, downloads)
-        custom = json.dumps(algorithm.algocustomdata or {})
-        (data / "inputs" / "algoCustomData.json").write_text(custom)
         self._runtime_bin(data, runtime.aliases, placed)
         network = env_network and all(item.allow_network for item in stage.input)
         env = {
             "ALGO": ALGORITHM_PATH,
-            "DIDS": json.dumps(dids),
+            "DIDS": json.dumps([item.id for item in stage.input]),
             "TRANSFORMATION_DID": algorithm.id,
             "PATH": f"{RUNTIME_BIN}:/usr/local/bin:/usr/bin:/bin",
             "HOME": "/tmp",
@@ -98,6 +104,23 @@ class Provisioner:
         argv = ["/bin/sh", "-c", algorithm.container.entrypoint]
         return PreparedJob(data, argv, env, network, list(placed.mounts))
 
+    def fetch(
+        self,
+        job_dir: Path,
+        workflow: Workflow,
+        log: ConfigLog,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Download the inputs and the algorithm into the planned tree; ``cancel`` ends
+        any download in progress."""
+        stage = workflow.stage
+        data = job_dir / "data"
+        downloads = JobDownloads(self._fetcher, log, cancel, self._fetcher.policy.max_bytes)
+        self._inputs(data, stage.input, downloads)
+        self._algorithm(data, stage.algorithm, log, downloads)
+        custom = json.dumps(stage.algorithm.algocustomdata or {})
+        (data / "inputs" / "algoCustomData.json").write_text(custom)
+
     def _runtime(self, container: Container, log: ConfigLog) -> Runtime:
         runtime = runtime_for(self._runtimes, container.image, container.tag)
         if runtime is None:
@@ -107,9 +130,7 @@ class Provisioner:
             )
         return runtime
 
-    def _inputs(
-        self, data: Path, inputs: Sequence[WorkflowInput], downloads: JobDownloads
-    ) -> list[str]:
+    def _inputs(self, data: Path, inputs: Sequence[WorkflowInput], downloads: JobDownloads) -> None:
         for item in inputs:
             target = data / "inputs" / safe_name(item.id)
             target.mkdir(parents=True, exist_ok=True)
@@ -121,7 +142,6 @@ class Provisioner:
                     f"input {item.id} file {index}",
                 )
             (data / "ddos" / safe_name(item.id)).write_text(json.dumps(item.ddo))
-        return [item.id for item in inputs]
 
     def _algorithm(
         self, data: Path, algorithm: WorkflowAlgorithm, log: ConfigLog, downloads: JobDownloads

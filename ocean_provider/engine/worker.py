@@ -1,6 +1,10 @@
 """Runs jobs: a scheduler thread claims queued jobs FIFO under each environment's maxJobs,
 one thread per job takes it through provisioning, the sandbox and publishing.
 
+A job's sandbox is set up (mounted, put in its cgroups, blocked before the
+algorithm's exec) while its inputs download, and let go only once the job is
+at status 40; a job that fails or stops before that never runs a line.
+
 Every non-terminal state has a deadline that the scheduler enforces, also for
 jobs left behind by a previous engine process (see ``recover``).
 """
@@ -19,7 +23,14 @@ from pathlib import Path
 from ocean_provider.engine.environments import MIB, Environment
 from ocean_provider.engine.provision import ConfigLog, PreparedJob, Provisioner, ProvisionFailed
 from ocean_provider.engine.requests import Workflow
-from ocean_provider.engine.sandbox import SandboxLimits, SandboxOutcome, SandboxRun, SandboxSpec
+from ocean_provider.engine.sandbox import (
+    SandboxError,
+    SandboxHost,
+    SandboxLimits,
+    SandboxOutcome,
+    SandboxRun,
+    SandboxSpec,
+)
 from ocean_provider.engine.sandbox_limits import cgroup_prefix
 from ocean_provider.engine.sandbox_uids import SandboxUids
 from ocean_provider.engine.store import JobStore, StoredResult
@@ -61,11 +72,16 @@ class Scheduler:
         self._last_cleanup = 0.0
         self._cgroup_prefix = cgroup_prefix(config.jobs_dir)
         self._uids = SandboxUids()  # each running job its own host uid
+        self._host: SandboxHost | None = None  # worked out once, in start()
 
     def job_dir(self, job_id: str) -> Path:
         return self._config.jobs_dir / job_id
 
     def start(self) -> None:
+        try:
+            self._host = SandboxHost.detect()  # seccomp compiled once, not per job
+        except SandboxError as exc:
+            log.error("sandbox host check failed; each job will try again: %s", exc)
         self.recover()
         self._thread = threading.Thread(target=self._loop, name="engine-scheduler", daemon=True)
         self._thread.start()
@@ -210,33 +226,62 @@ class Scheduler:
         config_log = ConfigLog(self.job_dir(job_id) / "admin" / "configure.log")
         try:
             workflow = Workflow.model_validate(record.workflow)
-            prepared = self._provisioner.prepare(
-                self.job_dir(job_id), workflow, env.allow_network, config_log, cancel
+            prepared = self._provisioner.plan(
+                self.job_dir(job_id), workflow, env.allow_network, config_log
             )
         except ProvisionFailed as failed:
-            stopped = self._store.get(job_id)
-            if cancel.is_set() and stopped is not None and stopped.job.stopreq:
-                self._store.finish(job_id, JobStatus.STOPPED, results=self._collect(job_id))
-            else:
-                self._store.finish(job_id, failed.status, failed.reason, self._collect(job_id))
+            self._provisioning_failed(job_id, cancel, failed)
             return
-        if not self._store.advance(job_id, JobStatus.PROVISIONED):
-            return
-        deadline = time.time() + env.max_job_duration
-        if not self._store.advance(job_id, JobStatus.RUNNING, deadline=deadline):
-            return
-        outcome = self._sandbox(job_id, env, prepared)
+        with self._uids.lease() as uid:  # the data dir's writable parts are chowned to it
+            run, problem = self._launch(self._spec(job_id, env, prepared, uid))
+            outcome: SandboxOutcome | None = None
+            try:
+                try:
+                    self._provisioner.fetch(self.job_dir(job_id), workflow, config_log, cancel)
+                except ProvisionFailed as failed:
+                    self._provisioning_failed(job_id, cancel, failed)
+                    return
+                if not self._store.advance(job_id, JobStatus.PROVISIONED):
+                    return
+                deadline = time.time() + env.max_job_duration
+                if not self._store.advance(job_id, JobStatus.RUNNING, deadline=deadline):
+                    return
+                if run is None:
+                    raise problem or SandboxError("no sandbox")  # as if it failed to start now
+                outcome = self._run(job_id, run)
+            finally:
+                if run is not None and outcome is None:  # never let go: it runs nothing
+                    run.stop()
+                    run.wait()
         self._publish(job_id, env, outcome)
 
-    def _sandbox(self, job_id: str, env: Environment, prepared: PreparedJob) -> SandboxOutcome:
-        with self._uids.lease() as uid:  # the data dir's writable parts are chowned to it
-            run = SandboxRun.start(self._spec(job_id, env, prepared, uid))
-            with self._lock:
-                self._runs[job_id] = run
-            record = self._store.get(job_id)
-            if record is None or record.job.stopreq or self._closing.is_set():
-                run.stop()  # asked before the run was registered: shutdown() did not see it
-            outcome = run.wait()
+    def _provisioning_failed(
+        self, job_id: str, cancel: threading.Event, failed: ProvisionFailed
+    ) -> None:
+        stopped = self._store.get(job_id)
+        if cancel.is_set() and stopped is not None and stopped.job.stopreq:
+            self._store.finish(job_id, JobStatus.STOPPED, results=self._collect(job_id))
+        else:
+            self._store.finish(job_id, failed.status, failed.reason, self._collect(job_id))
+
+    def _launch(self, spec: SandboxSpec) -> tuple[SandboxRun | None, SandboxError | None]:
+        """Set the sandbox up while the inputs download. A failure is held back until
+        they are in, so bad inputs still end the job 31 or 32 first."""
+        try:
+            return SandboxRun.launch(spec, self._host), None
+        except SandboxError as exc:
+            return None, exc
+
+    def _run(self, job_id: str, run: SandboxRun) -> SandboxOutcome:
+        """Let the launched sandbox run the algorithm (status 40) and wait for it."""
+        with self._lock:
+            self._runs[job_id] = run
+        record = self._store.get(job_id)
+        if record is None or record.job.stopreq or self._closing.is_set():
+            run.stop()  # asked before the run was registered: shutdown() did not see it
+        else:
+            run.release()
+        outcome = run.wait()
         log.info(
             "job %s: %s (%s) after %.1fs", job_id, outcome.reason, outcome.detail, outcome.duration
         )

@@ -142,6 +142,8 @@ def test_unknown_image_and_missing_data_fail_in_provisioning(
     job = wait(client, submit(client, "print(1)", f"{file_server}/missing.csv"))
     assert job.status == 31 and "HTTP 404" in job.status_text
     assert b"FAILED" in read_result(client, job, "configurationLog")
+    # its sandbox was set up during the download, but never let go: no algorithm log
+    assert [r.type for r in job.results] == ["configurationLog"]
 
 
 def test_stop_by_document_stops_only_jobs_on_that_document(
