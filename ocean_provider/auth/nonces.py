@@ -219,13 +219,37 @@ def _unavailable(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable("the nonce store is unavailable; try again shortly")
 
 
+# Compare-and-store in one round trip: Redis runs a script atomically. Nonces are
+# compared as canonical decimal text (Lua's numbers are doubles: 19 digits do not fit).
+CONSUME_SCRIPT = """
+local function compare(a, b)
+  local a_int, a_frac = string.match(a, "^(%d+)%.?(%d*)$")
+  local b_int, b_frac = string.match(b, "^(%d+)%.?(%d*)$")
+  if #a_int ~= #b_int then return #a_int < #b_int and -1 or 1 end
+  if a_int ~= b_int then return a_int < b_int and -1 or 1 end
+  local width = math.max(#a_frac, #b_frac)
+  a_frac = a_frac .. string.rep("0", width - #a_frac)
+  b_frac = b_frac .. string.rep("0", width - #b_frac)
+  if a_frac == b_frac then return 0 end
+  return a_frac < b_frac and -1 or 1
+end
+local stored = redis.call("GET", KEYS[1])
+if stored and compare(ARGV[1], stored) <= 0 then return {"nonce", stored} end
+if redis.call("EXISTS", KEYS[2]) == 1 then return {"message"} end
+redis.call("SET", KEYS[1], ARGV[1])
+redis.call("SET", KEYS[2], ARGV[2])
+return {"ok"}
+"""
+
+
 class RedisNonceStore:
-    """Redis-backed store for several Provider processes; WATCH/MULTI makes consume atomic."""
+    """Redis-backed store for several Provider processes; one script makes consume atomic."""
 
     def __init__(self, client: Any, prefix: str = "ocean_provider:") -> None:
         self._redis = client
         self._nonce_prefix = prefix + "nonce:"
         self._message_prefix = prefix + "msg:"
+        self._consume = client.register_script(CONSUME_SCRIPT)
 
     def current(self, address: str) -> Decimal | None:
         with _redis_errors():
@@ -233,27 +257,15 @@ class RedisNonceStore:
         return Decimal(value.decode()) if value is not None else None
 
     def consume(self, address: str, nonce: Decimal, digest: bytes) -> None:
-        from redis.exceptions import WatchError
-
-        key = self._nonce_prefix + _key(address)
-        message_key = self._message_prefix + digest.hex()
+        key = _key(address)
+        keys = [self._nonce_prefix + key, self._message_prefix + digest.hex()]
         with _redis_errors():
-            while True:
-                with self._redis.pipeline() as pipe:
-                    try:
-                        pipe.watch(key, message_key)
-                        stored = pipe.get(key)
-                        if stored is not None and nonce <= Decimal(stored.decode()):
-                            raise NonceReused(stored.decode(), nonce_text(nonce))
-                        if pipe.exists(message_key):
-                            raise SignatureReused()
-                        pipe.multi()
-                        pipe.set(key, nonce_text(nonce))
-                        pipe.set(message_key, _key(address))
-                        pipe.execute()
-                        return
-                    except WatchError:
-                        continue
+            outcome = self._consume(keys=keys, args=[nonce_text(nonce), key])
+        verdict = outcome[0].decode()
+        if verdict == "nonce":
+            raise NonceReused(outcome[1].decode(), nonce_text(nonce))
+        if verdict == "message":
+            raise SignatureReused()
 
     def ensure_initial(self, address: str) -> Decimal:
         key = self._nonce_prefix + _key(address)

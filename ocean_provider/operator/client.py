@@ -31,7 +31,6 @@ from ocean_provider.errors import JobNotFound, OperatorUnavailable, ResultNotFou
 from ocean_provider.operator.deadline import Deadline, DeadlineAdapter, Watchdog
 from ocean_provider.operator.models import OperatorJob
 from ocean_provider.operator.replies import (
-    CHUNK_BYTES,
     MAX_REPLY_BYTES,
     EngineReply,
     disposition_name,
@@ -47,6 +46,9 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/v1/operator"
 RETRY_STATUSES = frozenset({502, 503, 504})
 NONCE_RETRIES = 3
+# Results pass through in large chunks: per-chunk work is Python's, per-byte work is the
+# kernel's; one chunk per download in flight keeps memory flat.
+STREAM_CHUNK_BYTES = 1024 * 1024
 RESULT_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges")
 
 
@@ -74,7 +76,7 @@ class ResultStream:
 
     def chunks(self) -> Iterator[bytes]:
         try:
-            yield from self._response.iter_content(CHUNK_BYTES)
+            yield from self._response.iter_content(STREAM_CHUNK_BYTES)
         finally:
             self._response.close()
 

@@ -281,3 +281,29 @@ def test_a_connection_inherited_through_fork_is_not_reused(tmp_path: Path) -> No
     assert os.read(read, 1) == b"1"
     assert store._connection() is parent_db
     store.consume(ADDRESS, Decimal(3), _digest())
+
+
+@pytest.mark.parametrize(
+    ("stored", "given", "accepted"),
+    [
+        ("9", "10", True),  # more digits: larger, though "10" < "9" as text
+        ("10", "9", False),
+        ("5.5", "5.45", False),  # fractions compare by value, not by length
+        ("5.45", "5.5", True),
+        ("5.5", "5.50", False),
+        ("5", "5.000001", True),
+        ("1700000000000000000001", "1700000000000000000002", True),  # beyond doubles
+        ("1700000000000000000002", "1700000000000000000001", False),
+    ],
+)
+def test_nonces_compare_by_exact_value(
+    make_store: Callable[[], NonceStore], stored: str, given: str, accepted: bool
+) -> None:
+    store = make_store()
+    store.consume(ADDRESS, parse_nonce(stored), _digest())
+    if accepted:
+        store.consume(ADDRESS, parse_nonce(given), _digest())
+        assert store.current(ADDRESS) == parse_nonce(given)
+    else:
+        with pytest.raises(NonceReused):
+            store.consume(ADDRESS, parse_nonce(given), _digest())
