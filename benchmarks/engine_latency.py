@@ -5,8 +5,13 @@ loopback, with storage in a temporary directory, then measures:
 
 1. start latency: from just before ``POST /compute`` to the algorithm's first
    statement (it prints ``time.time()`` as its first log line), over ``--jobs``
-   sequential jobs on an environment with ``maxJobs`` 1; p50, p95 and max;
-2. throughput: ``--throughput-jobs`` trivial jobs submitted at once to an
+   sequential jobs on an environment with ``maxJobs`` 1; p50, p95 and max; and
+   from the job's acceptance (its ``dateCreated``, stamped by the engine when it
+   queues the job) to that same line;
+2. the floor: the same first line from the same interpreter started without a
+   sandbox (its own startup, e.g. ``site`` and any ``.pth`` imports, which no
+   engine change removes);
+3. throughput: ``--throughput-jobs`` trivial jobs submitted at once to an
    environment with ``maxJobs`` 2; jobs per minute and how many completed (70).
 
 Progress goes to stderr, the results table to stdout. Every wait is bounded.
@@ -20,11 +25,12 @@ import argparse
 import itertools
 import logging
 import math
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +39,7 @@ from eth_account import Account
 from ocean_provider.compute.interfaces import Asset
 from ocean_provider.compute.workflow import PreparedAlgorithm, PreparedInput, build_workflow
 from ocean_provider.engine.embedded import serve_directory, start_embedded_engine
+from ocean_provider.engine.environments import python_runtime
 from ocean_provider.operator.client import OperatorClient
 from ocean_provider.operator.models import TERMINAL, JobStatus, OperatorJob
 
@@ -130,6 +137,7 @@ def algorithm_start(log_text: bytes) -> float:
 class LatencyResult:
     samples_ms: list[float]
     failures: list[str]
+    accepted_ms: list[float] = field(default_factory=list)
 
 
 def measure_latency(
@@ -158,8 +166,27 @@ def measure_latency(
             continue
         latency_ms = (t_algo - t_post) * 1000
         result.samples_ms.append(latency_ms)
+        if job.date_created is not None:
+            result.accepted_ms.append((t_algo - job.date_created) * 1000)
         progress(f"latency job {n}/{count}: {latency_ms:.0f} ms")
     return result
+
+
+def measure_interpreter(count: int) -> list[float]:
+    """The engine's default Python runtime, unsandboxed: spawn to the same first line."""
+    executable = python_runtime().executable
+    samples = []
+    for _ in range(count):
+        t_spawn = time.time()
+        out = subprocess.run(
+            [executable, "-c", LATENCY_CODE],
+            capture_output=True,
+            env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"},
+            timeout=30,
+            check=True,
+        )
+        samples.append((algorithm_start(out.stdout) - t_spawn) * 1000)
+    return samples
 
 
 @dataclass
@@ -235,7 +262,19 @@ def table(rows: Sequence[tuple[str, str | None]]) -> str:
     return "\n".join(name if value is None else f"{name:<{width}}  {value}" for name, value in rows)
 
 
-def report(latency: LatencyResult, latency_jobs: int, throughput: ThroughputResult) -> str:
+def distribution(name: str, samples: Sequence[float]) -> list[tuple[str, str | None]]:
+    if not samples:
+        return [(name, "n/a")]
+    p50, p95 = percentile(samples, 50), percentile(samples, 95)
+    return [(name, f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, max {max(samples):.0f} ms")]
+
+
+def report(
+    latency: LatencyResult,
+    latency_jobs: int,
+    interpreter: Sequence[float],
+    throughput: ThroughputResult,
+) -> str:
     samples = latency.samples_ms
     counts: dict[int, int] = {}
     for status in throughput.statuses.values():
@@ -248,6 +287,8 @@ def report(latency: LatencyResult, latency_jobs: int, throughput: ThroughputResu
         ("  p95", f"{percentile(samples, 95):.0f} ms" if samples else "n/a"),
         ("  max", f"{max(samples):.0f} ms" if samples else "n/a"),
         ("  min", f"{min(samples):.0f} ms" if samples else "n/a"),
+        *distribution("  accepted (dateCreated) -> first line", latency.accepted_ms),
+        *distribution("  floor: the interpreter alone, unsandboxed", interpreter),
         ("Throughput (trivial jobs submitted at once), maxJobs 2", None),
         ("  jobs submitted", str(throughput.submitted)),
         ("  jobs ended 70 (completed)", f"{throughput.completed}/{throughput.submitted}"),
@@ -311,11 +352,13 @@ def run(args: argparse.Namespace, workdir: Path) -> str:
         latency = measure_latency(
             engine.client, latency_owner, data_url, args.jobs, args.job_timeout
         )
+        progress(f"interpreter alone: {args.jobs} starts")
+        interpreter = measure_interpreter(args.jobs)
         progress(f"throughput: {args.throughput_jobs} jobs at once")
         throughput = measure_throughput(
             engine.client, throughput_owner, data_url, args.throughput_jobs, args.throughput_timeout
         )
-        return report(latency, args.jobs, throughput)
+        return report(latency, args.jobs, interpreter, throughput)
     finally:
         progress("shutting down")
         for cleanup in reversed(cleanups):
