@@ -83,9 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.stub:
         serve_stub()
         return 0
-    stub = subprocess.Popen(
-        [sys.executable, __file__, "--stub"], stdout=subprocess.PIPE, text=True
-    )
+    stub = subprocess.Popen([sys.executable, __file__, "--stub"], stdout=subprocess.PIPE, text=True)
     try:
         assert stub.stdout is not None
         port = int(stub.stdout.readline())

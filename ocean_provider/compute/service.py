@@ -7,7 +7,8 @@ here, so a foreign job looks exactly like a missing one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ocean_provider.auth.addresses import checksum_address
@@ -26,6 +27,9 @@ from ocean_provider.operator.client import ResultStream
 from ocean_provider.operator.models import OperatorJob
 
 log = logging.getLogger(__name__)
+# Environments are asked for by every UI refresh; the engine is asked at most this often
+# per chain and worker (their currentJobs may lag by as much).
+ENVIRONMENTS_TTL = 2.0
 
 
 class ComputeService:
@@ -38,6 +42,8 @@ class ComputeService:
         chain_ids: list[int],
         fee_tokens: Mapping[int, str],
         metadata_uri: str | None,
+        environments_ttl: float = ENVIRONMENTS_TTL,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._backend = backend
         self._ddos = ddos
@@ -45,6 +51,9 @@ class ComputeService:
         self._chain_ids = chain_ids
         self._fee_tokens = fee_tokens
         self._metadata_uri = metadata_uri
+        self._environments_ttl = environments_ttl
+        self._clock = clock
+        self._announced: dict[int, tuple[float, list[dict[str, Any]]]] = {}
 
     @property
     def backend(self) -> ComputeBackend:
@@ -57,9 +66,15 @@ class ComputeService:
     def environments(self, chain_id: int) -> list[dict[str, Any]]:
         if chain_id not in self._chain_ids:
             raise EnvironmentNotFound(f"this Provider does not serve chain {chain_id}")
+        now = self._clock()
+        cached = self._announced.get(chain_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         envs = self.backend.environments(chain_id)
         token = self._fee_tokens.get(chain_id, "0x" + "0" * 40)
-        return [{**env, "feeToken": env.get("feeToken") or token} for env in envs]
+        announced = [{**env, "feeToken": env.get("feeToken") or token} for env in envs]
+        self._announced[chain_id] = (now + self._environments_ttl, announced)
+        return announced
 
     def environments_by_chain(self) -> dict[str, list[dict[str, Any]]]:
         return {str(chain): self.environments(chain) for chain in self._chain_ids}

@@ -16,15 +16,18 @@ Signatures are never logged: log lines name the method and path only.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
+from requests.hooks import default_hooks
+from requests.structures import CaseInsensitiveDict
 
 from ocean_provider.auth.signing import MessageSigner
 from ocean_provider.errors import JobNotFound, OperatorUnavailable, ResultNotFound
@@ -117,6 +120,7 @@ class OperatorClient:
         self._backoff = backoff
         self._nonces = MonotonicNonce()
         self._session = session or _pooled_session()
+        self._default_headers = {k: str(v) for k, v in self._session.headers.items()}
         self.provider_address = self._signer.address
         self._watchdog = Watchdog()
 
@@ -245,15 +249,7 @@ class OperatorClient:
                 body = {**body, **signed}
             else:
                 query.update(signed)
-        prepared = self._session.prepare_request(
-            requests.Request(
-                call.method,
-                self._base + call.path,
-                params=query or None,
-                json=body,
-                headers=dict(call.headers or {}),
-            )
-        )
+        prepared = self._prepare(call.method, self._base + call.path, query, body, call.headers)
         if nonce is not None:
             prepared.headers[HEADER] = self._request_signature(prepared, nonce)
         read = max(0.001, min(self._timeout[1], deadline.remaining()))
@@ -266,6 +262,31 @@ class OperatorClient:
             "engine %s %s -> %s in %.0f ms", call.method, call.path, response.status_code, elapsed
         )
         return response
+
+    def _prepare(
+        self,
+        method: str,
+        url: str,
+        query: Mapping[str, Any],
+        body: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+    ) -> requests.PreparedRequest:
+        """The request as ``requests`` prepares it (same query and JSON encoding), without
+        the session's per-call merging of cookies, auth and environment, none of which
+        apply to the engine."""
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        prepared.url = f"{url}?{urlencode(query)}" if query else url
+        prepared.headers = CaseInsensitiveDict({**self._default_headers, **(headers or {})})
+        prepared.hooks = default_hooks()
+        if body is not None:
+            data = json.dumps(body, allow_nan=False).encode()
+            prepared.body = data
+            prepared.headers["Content-Type"] = "application/json"
+            prepared.headers["Content-Length"] = str(len(data))
+        elif method not in ("GET", "HEAD"):
+            prepared.headers["Content-Length"] = "0"
+        return prepared
 
     def _request_signature(self, prepared: requests.PreparedRequest, nonce: str) -> str:
         """Sign the exact path, query and body bytes ``requests`` is about to send."""

@@ -12,6 +12,7 @@ import requests_mock as rm
 from flask.testing import FlaskClient
 
 from ocean_provider.auth.signing import verify_signature
+from ocean_provider.operator.client import STREAM_CHUNK_BYTES
 from tests.api.helpers import (
     COMPUTE,
     ENGINE_COMPUTE,
@@ -340,10 +341,10 @@ def test_result_is_streamed_in_chunks(
     assert reply.headers["Content-Disposition"] == "attachment; filename=out.txt"
     chunks = iter(reply.response)
     first = next(chunks)
-    assert 0 < len(first) <= 65536 and served["bytes"] < size  # not read ahead into memory
+    assert 0 < len(first) <= STREAM_CHUNK_BYTES and served["bytes"] < size  # no read-ahead
     total = len(first) + sum(len(chunk) for chunk in chunks)
     reply.close()
-    assert total == size and served["largest_read"] <= 65536
+    assert total == size and served["largest_read"] <= STREAM_CHUNK_BYTES
     query = parse_qs(urlsplit(engine.request_history[-1].url).query)
     assert query["index"] == ["0"] and "consumerSignature" not in query
 
