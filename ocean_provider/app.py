@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response
+from flask import Flask
 from flask_cors import CORS
 
 from ocean_provider.api.compute import bp as compute_bp
@@ -62,13 +62,7 @@ def create_app(
     app.register_blueprint(compute_bp, url_prefix=SERVICES_PREFIX)
     app.register_blueprint(nonces_bp, url_prefix=SERVICES_PREFIX)
     register_error_handlers(app)
-    app.after_request(_close_connection)
     return app
-
-
-def _close_connection(response: Response) -> Response:
-    response.headers["Connection"] = "close"
-    return response
 
 
 def _operator_client(settings: ProviderSettings) -> OperatorClient | None:
