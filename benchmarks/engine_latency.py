@@ -38,10 +38,10 @@ from eth_account import Account
 
 from ocean_provider.compute.interfaces import Asset
 from ocean_provider.compute.workflow import PreparedAlgorithm, PreparedInput, build_workflow
-from ocean_provider.engine.embedded import serve_directory, start_embedded_engine
+from ocean_provider.devnet.embedded import serve_directory, start_embedded_engine
 from ocean_provider.engine.environments import python_runtime
 from ocean_provider.operator.client import OperatorClient
-from ocean_provider.operator.models import TERMINAL, JobStatus, OperatorJob
+from ocean_provider.wire.jobs import TERMINAL, JobStatus, OperatorJob
 
 LATENCY_ENV = "latency"
 THROUGHPUT_ENV = "throughput"

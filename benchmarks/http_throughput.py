@@ -58,7 +58,7 @@ from flask import Flask, jsonify
 
 from ocean_provider.auth.messages import job_message, result_message
 from ocean_provider.auth.signing import sign_message
-from ocean_provider.operator.models import JobStatus, OperatorJob, ResultFile
+from ocean_provider.wire.jobs import JobStatus, OperatorJob, ResultFile
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

@@ -9,12 +9,10 @@ from flask_cors import CORS
 
 from ocean_provider.api.compute import bp as compute_bp
 from ocean_provider.api.context import EXTENSION, ProviderContext
-from ocean_provider.api.errors import register_error_handlers
 from ocean_provider.api.info import nonces as nonces_bp
 from ocean_provider.api.info import root as root_bp
 from ocean_provider.auth.authenticator import RequestAuthenticator
 from ocean_provider.auth.nonces import NonceStore, RedisNonceStore, SqliteNonceStore
-from ocean_provider.bounded_json import BoundedJSONProvider
 from ocean_provider.compute.interfaces import (
     ComputeBackend,
     DdoResolver,
@@ -25,6 +23,8 @@ from ocean_provider.compute.interfaces import (
 from ocean_provider.compute.service import ComputeService
 from ocean_provider.config import ProviderSettings
 from ocean_provider.operator.client import OperatorClient
+from ocean_provider.web.error_handlers import register_error_handlers
+from ocean_provider.web.json_provider import BoundedJSONProvider
 
 log = logging.getLogger(__name__)
 SERVICES_PREFIX = "/api/services"

@@ -15,8 +15,6 @@ import json
 import re
 from typing import Any
 
-from flask.json.provider import DefaultJSONProvider
-
 MAX_DEPTH = 64
 # a JSON string (skipped whole, so brackets inside it do not count), or one bracket
 _TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
@@ -55,10 +53,3 @@ def loads(data: str | bytes | bytearray, max_depth: int = MAX_DEPTH) -> Any:
         return json.loads(text)
     except RecursionError as exc:  # cannot happen under the bound; kept as a ValueError
         raise JsonTooDeep("JSON nested too deeply") from exc
-
-
-class BoundedJSONProvider(DefaultJSONProvider):
-    """Flask's JSON provider with the nesting bound on every request body it parses."""
-
-    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        return loads(s)

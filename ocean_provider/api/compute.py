@@ -6,7 +6,6 @@ from flask import Blueprint, Response, jsonify, request
 
 from ocean_provider.api.context import context
 from ocean_provider.api.downloads import download_response, requested_range
-from ocean_provider.api.params import refuse_head, request_params
 from ocean_provider.auth.messages import job_message, result_message, start_message
 from ocean_provider.compute.requests import (
     DeleteRequest,
@@ -14,10 +13,11 @@ from ocean_provider.compute.requests import (
     JobRequest,
     ResultRequest,
     StartRequest,
-    parse,
 )
 from ocean_provider.compute.status import public_status_object, status_object
-from ocean_provider.operator.models import OperatorJob
+from ocean_provider.web.params import refuse_head, request_params
+from ocean_provider.wire.fields import parse
+from ocean_provider.wire.jobs import OperatorJob
 
 bp = Blueprint("services", __name__)
 

@@ -13,7 +13,7 @@ from urllib.parse import quote
 from flask import Response, stream_with_context
 from werkzeug.http import dump_options_header, parse_range_header
 
-from ocean_provider.operator.client import ResultStream
+from ocean_provider.compute.interfaces import ResultStream
 
 # RFC 5987 attr-char: left as is in ``filename*``
 ATTR_CHARS = "!#$&+-.^_`|~"

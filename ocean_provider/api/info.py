@@ -6,9 +6,10 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from ocean_provider import __version__
 from ocean_provider.api.context import context
-from ocean_provider.api.params import refuse_head, request_params
 from ocean_provider.auth.nonces import nonce_text
-from ocean_provider.compute.requests import NonceRequest, parse
+from ocean_provider.compute.requests import NonceRequest
+from ocean_provider.web.params import refuse_head, request_params
+from ocean_provider.wire.fields import parse
 
 root = Blueprint("root", __name__)
 nonces = Blueprint("nonces", __name__)

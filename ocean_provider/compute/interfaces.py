@@ -7,13 +7,12 @@ refuse to start jobs with a clear error. Fakes live only in tests.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ocean_provider.errors import OrderVerificationUnavailable
-from ocean_provider.operator.client import ResultStream
-from ocean_provider.operator.models import OperatorJob
+from ocean_provider.wire.jobs import OperatorJob
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,23 @@ class OrderVerifier(Protocol):
         environment: Mapping[str, Any],
     ) -> None:
         """Raise ComputeRefused unless ``tx_id`` is a valid, paid, unused order."""
+
+
+class ResultStream(Protocol):
+    """An engine's open reply to a result download (200 or 206): stream ``chunks()`` once."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def filename(self) -> str | None: ...
+
+    def chunks(self) -> Iterator[bytes]: ...
+
+    def close(self) -> None: ...
 
 
 class ComputeBackend(Protocol):

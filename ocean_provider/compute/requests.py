@@ -1,45 +1,17 @@
 """Request models: the shape of every compute request, and field errors for bad shapes.
 
-The views parse with these; the compute service takes them as typed input.
+The views parse them with ``wire.fields.parse``; the compute service takes them as typed
+input. The field types they share with the engine live in ``wire.fields``.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from pydantic import (
-    AfterValidator,
-    AliasChoices,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+from pydantic import AliasChoices, BeforeValidator, Field, model_validator
 
 from ocean_provider import bounded_json
-from ocean_provider.auth.nonces import parse_nonce
-from ocean_provider.errors import ValidationFailed
-
-ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-MAX_ID = 256
-
-
-def _address(value: str) -> str:
-    if not ADDRESS.match(value):
-        raise ValueError("must be a 0x-prefixed Ethereum address")
-    return value
-
-
-def _nonce_text(value: Any) -> str:
-    """Keep the text the client signed; check that it is a number."""
-    try:
-        parse_nonce(value)
-    except ValidationFailed as exc:
-        raise ValueError(exc.errors["nonce"][0]) from None
-    return str(value)
+from ocean_provider.wire.fields import Address, Container, Id, Nonce, OptionalId, Schema
 
 
 def _json_object(value: Any) -> Any:
@@ -56,22 +28,7 @@ def _json_object(value: Any) -> Any:
     return value if value != "" else None
 
 
-Address = Annotated[str, AfterValidator(_address)]
-Nonce = Annotated[str, BeforeValidator(_nonce_text)]
-Id = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
-OptionalId = Annotated[str | None, Field(default=None, max_length=MAX_ID)]
 UserData = Annotated[dict[str, Any] | None, BeforeValidator(_json_object)]
-
-
-class Schema(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, str_strip_whitespace=True)
-
-
-class Container(Schema):
-    entrypoint: Annotated[str, Field(min_length=1, max_length=1024)]
-    image: Annotated[str, Field(min_length=1, max_length=256)]
-    tag: Annotated[str, Field(default="latest", max_length=128)]
-    checksum: Annotated[str, Field(default="", max_length=128)]
 
 
 class AlgorithmMeta(Schema):
@@ -168,25 +125,3 @@ class NonceRequest(Schema):
 
 class EnvironmentsRequest(Schema):
     chain_id: Annotated[int | None, Field(default=None, ge=1, alias="chainId")]
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse(model: type[M], data: dict[str, Any]) -> M:
-    """Validate ``data``; bad shapes raise ValidationFailed with a field -> messages map."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ValidationFailed(field_errors(exc)) from None
-
-
-def field_errors(exc: ValidationError) -> dict[str, list[str]]:
-    errors: dict[str, list[str]] = {}
-    for item in exc.errors(include_url=False, include_input=False):
-        loc = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
-        message = str(item["msg"]).removeprefix("Value error, ")
-        if item["type"] == "missing":
-            message = f"The {loc} field is required."
-        errors.setdefault(loc or "body", []).append(message)
-    return errors

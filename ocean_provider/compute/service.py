@@ -13,7 +13,13 @@ from typing import Any
 
 from ocean_provider.auth.addresses import checksum_address
 from ocean_provider.compute import policy
-from ocean_provider.compute.interfaces import Asset, ComputeBackend, DdoResolver, OrderVerifier
+from ocean_provider.compute.interfaces import (
+    Asset,
+    ComputeBackend,
+    DdoResolver,
+    OrderVerifier,
+    ResultStream,
+)
 from ocean_provider.compute.requests import AlgorithmInput, DatasetInput, StartRequest
 from ocean_provider.compute.workflow import PreparedAlgorithm, PreparedInput, build_workflow
 from ocean_provider.errors import (
@@ -23,8 +29,7 @@ from ocean_provider.errors import (
     JobNotFound,
     OperatorFailed,
 )
-from ocean_provider.operator.client import ResultStream
-from ocean_provider.operator.models import OperatorJob
+from ocean_provider.wire.jobs import OperatorJob
 
 log = logging.getLogger(__name__)
 # Environments are asked for by every UI refresh; the engine is asked at most this often

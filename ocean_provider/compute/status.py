@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from ocean_provider.operator.models import JobStatus, OperatorJob
+from ocean_provider.wire.jobs import JobStatus, OperatorJob
 
 
 def _date(value: float | None) -> str | None:

@@ -7,10 +7,8 @@ from dataclasses import dataclass
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
-from ocean_provider.api.params import request_params
 from ocean_provider.auth.addresses import checksum_address
 from ocean_provider.auth.signing import verify_signature
-from ocean_provider.compute.requests import parse
 from ocean_provider.engine.environments import Environment
 from ocean_provider.engine.replay import ReplayCache
 from ocean_provider.engine.requests import (
@@ -32,8 +30,10 @@ from ocean_provider.errors import (
     SignatureMissing,
     ValidationFailed,
 )
-from ocean_provider.operator.models import JobStatus, OperatorJob
-from ocean_provider.operator.request_signature import HEADER, verify_request
+from ocean_provider.web.params import request_params
+from ocean_provider.wire.fields import parse
+from ocean_provider.wire.jobs import JobStatus, OperatorJob
+from ocean_provider.wire.request_signature import HEADER, verify_request
 
 bp = Blueprint("operator", __name__)
 EXTENSION = "ocean_engine"

@@ -7,8 +7,6 @@ import logging
 from flask import Flask, Response, current_app, jsonify
 
 from ocean_provider import __version__
-from ocean_provider.api.errors import register_error_handlers
-from ocean_provider.bounded_json import BoundedJSONProvider
 from ocean_provider.config import EngineSettings
 from ocean_provider.engine.api import EXTENSION, EngineContext
 from ocean_provider.engine.api import bp as operator_bp
@@ -26,6 +24,8 @@ from ocean_provider.engine.sandbox_limits import remove_stale_cgroups
 from ocean_provider.engine.store import JobStore
 from ocean_provider.engine.worker import Scheduler, WorkerConfig
 from ocean_provider.errors import ConfigurationError
+from ocean_provider.web.error_handlers import register_error_handlers
+from ocean_provider.web.json_provider import BoundedJSONProvider
 
 log = logging.getLogger(__name__)
 OPERATOR_PREFIX = "/api/v1/operator"

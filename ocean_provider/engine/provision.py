@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ocean_provider.compute.requests import Container
 from ocean_provider.engine.environments import Runtime, runtime_for
 from ocean_provider.engine.fetch import SafeFetcher
 from ocean_provider.engine.fetch_request import FetchError, FetchTooLarge
 from ocean_provider.engine.requests import Workflow, WorkflowAlgorithm, WorkflowInput
 from ocean_provider.engine.sandbox_runtime import PlacedRuntime, place_runtime
 from ocean_provider.engine.sandbox_types import RuntimeMount
-from ocean_provider.operator.models import JobStatus
+from ocean_provider.wire.fields import Container
+from ocean_provider.wire.jobs import JobStatus
 
 DATA_DIRS = ("inputs", "ddos", "transformations", "outputs", "logs")
 ALGORITHM_PATH = "/data/transformations/algorithm"

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from pydantic import ConfigDict, Field, model_validator
 
 from ocean_provider.auth.addresses import checksum_address
-from ocean_provider.compute.requests import Address, Container, Id, Nonce, OptionalId
-from ocean_provider.compute.requests import Schema as _Schema
+from ocean_provider.wire.fields import Address, Container, Id, Nonce, OptionalId
+from ocean_provider.wire.fields import Schema as _Schema
 
 MAX_INPUTS = 32
 MAX_FILES = 64

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ocean_provider.operator.models import TERMINAL, JobStatus, OperatorJob, ResultFile
+from ocean_provider.wire.jobs import TERMINAL, JobStatus, OperatorJob, ResultFile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

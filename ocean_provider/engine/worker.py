@@ -34,7 +34,7 @@ from ocean_provider.engine.sandbox import (
 from ocean_provider.engine.sandbox_limits import cgroup_prefix
 from ocean_provider.engine.sandbox_uids import SandboxUids
 from ocean_provider.engine.store import JobStore, StoredResult
-from ocean_provider.operator.models import JobStatus, ResultFile
+from ocean_provider.wire.jobs import JobStatus, ResultFile
 
 log = logging.getLogger(__name__)
 

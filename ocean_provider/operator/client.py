@@ -32,7 +32,6 @@ from requests.structures import CaseInsensitiveDict
 from ocean_provider.auth.signing import MessageSigner
 from ocean_provider.errors import JobNotFound, OperatorUnavailable, ResultNotFound
 from ocean_provider.operator.deadline import Deadline, DeadlineAdapter, Watchdog
-from ocean_provider.operator.models import OperatorJob
 from ocean_provider.operator.replies import (
     MAX_REPLY_BYTES,
     EngineReply,
@@ -42,7 +41,8 @@ from ocean_provider.operator.replies import (
     parse_jobs,
     read_capped,
 )
-from ocean_provider.operator.request_signature import HEADER, sign_request
+from ocean_provider.wire.jobs import OperatorJob
+from ocean_provider.wire.request_signature import HEADER, sign_request
 
 log = logging.getLogger(__name__)
 

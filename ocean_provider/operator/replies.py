@@ -25,7 +25,7 @@ from ocean_provider.errors import (
     ProviderError,
     RangeNotSatisfiable,
 )
-from ocean_provider.operator.models import OperatorJob
+from ocean_provider.wire.jobs import OperatorJob
 
 CHUNK_BYTES = 64 * 1024
 MAX_REPLY_BYTES = 8 * 1024 * 1024

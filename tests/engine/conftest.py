@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ocean_provider.engine.embedded import EmbeddedEngine, serve_directory, start_embedded_engine
+from ocean_provider.devnet.embedded import EmbeddedEngine, serve_directory, start_embedded_engine
 from tests.conftest import PROVIDER_KEY
 
 PROVIDER_ADDRESS = "0xe08A1dAe983BC701D05E492DB80e0144f8f4b909"

@@ -9,7 +9,7 @@ from typing import Any
 from ocean_provider.compute.interfaces import Asset
 from ocean_provider.compute.workflow import PreparedAlgorithm, PreparedInput, build_workflow
 from ocean_provider.operator.client import OperatorClient
-from ocean_provider.operator.models import OperatorJob
+from ocean_provider.wire.jobs import OperatorJob
 
 OWNER = "0xA78deb2Fa79463945C247991075E2a0e98Ba7A09"
 DID = "did:op:" + "d" * 64

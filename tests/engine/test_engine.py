@@ -13,7 +13,7 @@ import pytest
 import requests
 from requests import PreparedRequest
 
-from ocean_provider.engine.embedded import EmbeddedEngine, start_embedded_engine
+from ocean_provider.devnet.embedded import EmbeddedEngine, start_embedded_engine
 from ocean_provider.errors import (
     JobNotFound,
     OperatorFailed,
@@ -22,7 +22,7 @@ from ocean_provider.errors import (
     ResultNotFound,
 )
 from ocean_provider.operator.client import OperatorClient
-from ocean_provider.operator.request_signature import HEADER
+from ocean_provider.wire.request_signature import HEADER
 from tests.conftest import OTHER_KEY, PROVIDER_KEY
 from tests.engine.conftest import environment, start_engine
 from tests.engine.jobs import DID, OWNER, read_result, submit, wait, workflow

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from ocean_provider.engine.embedded import EmbeddedEngine
+from ocean_provider.devnet.embedded import EmbeddedEngine
 from ocean_provider.errors import OperatorRejected
 from tests.engine.jobs import OWNER, workflow
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from ocean_provider.engine.embedded import EmbeddedEngine
+from ocean_provider.devnet.embedded import EmbeddedEngine
 from ocean_provider.operator.client import OperatorClient
 from tests.conftest import PROVIDER_KEY
 from tests.engine.conftest import PROVIDER_ADDRESS, environment, start_engine

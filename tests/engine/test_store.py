@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from ocean_provider.engine.store import JobStore
-from ocean_provider.operator.models import JobStatus
+from ocean_provider.wire.jobs import JobStatus
 
 FULL, NORMAL = 2, 1
 

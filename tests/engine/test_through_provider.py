@@ -19,7 +19,7 @@ from eth_account import Account
 
 from ocean_provider.app import create_app
 from ocean_provider.compute.interfaces import Asset
-from ocean_provider.engine.embedded import EmbeddedEngine, serve_app
+from ocean_provider.devnet.embedded import EmbeddedEngine, serve_app
 from ocean_provider.operator.client import OperatorClient
 from tests.api.helpers import COMPUTE, RESULT, job_params, result_params, start_body
 from tests.conftest import (

@@ -11,7 +11,7 @@ import requests_mock as rm
 from ocean_provider.auth.signing import verify_signature
 from ocean_provider.errors import OperatorFailed, OperatorRejected, OperatorUnavailable
 from ocean_provider.operator.client import NONCE_RETRIES, OperatorClient
-from ocean_provider.operator.request_signature import HEADER, verify_request
+from ocean_provider.wire.request_signature import HEADER, verify_request
 from tests.api.helpers import ENGINE_COMPUTE, engine_job
 from tests.conftest import ENGINE_URL, PROVIDER_KEY
 

@@ -96,7 +96,7 @@ def test_retries_share_one_deadline(trickling: TricklingEngine) -> None:
 
 def test_the_pooled_connection_still_works_after_a_deadline() -> None:
     """A deadline that fired never breaks a later call on a reused connection."""
-    from ocean_provider.engine.embedded import serve_app
+    from ocean_provider.devnet.embedded import serve_app
 
     def app(environ: dict[str, object], start_response: object) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "application/json")])  # type: ignore[operator]

@@ -1,0 +1,2 @@
+"""The local stack for development, tests, benchmarks and the demo; production code never
+imports it."""
