@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from eth_account import Account
 
+from ocean_provider.auth.status_access import StatusAccess
 from ocean_provider.errors import ConfigurationError
 
 DEFAULT_CONFIG = Path("config.ini")
@@ -42,7 +43,7 @@ class ProviderSettings:
     request_timeout: float
     operator_connect_timeout: float
     log_level: str
-    allow_unsigned_status: bool
+    status_access: StatusAccess
     max_request_bytes: int
     provider_fee_token: Mapping[int, str] = field(default_factory=dict)
     # derived once here, never per request
@@ -202,12 +203,24 @@ def load_provider_settings(
         request_timeout=src.number("REQUEST_TIMEOUT", 10, minimum=0.1),
         operator_connect_timeout=src.number("OPERATOR_CONNECT_TIMEOUT", 3, minimum=0.1),
         log_level=level,
-        allow_unsigned_status=src.flag("ALLOW_UNSIGNED_STATUS"),
+        status_access=_status_access(src),
         max_request_bytes=int(src.number("MAX_REQUEST_BYTES", 1 << 20, minimum=1024)),
         provider_fee_token=per_chain("PROVIDER_FEE_TOKEN", fee_token, chain_id)
         if fee_token
         else {},
     )
+
+
+def _status_access(src: _Source) -> StatusAccess:
+    """``STATUS_ACCESS``; the older ``ALLOW_UNSIGNED_STATUS=true`` means ``open``."""
+    text = src.get("STATUS_ACCESS")
+    if text is None:
+        return StatusAccess.OPEN if src.flag("ALLOW_UNSIGNED_STATUS") else StatusAccess.JOB_ID
+    try:
+        return StatusAccess(text.lower())
+    except ValueError:
+        choices = ", ".join(level.value for level in StatusAccess)
+        raise ConfigurationError(f"STATUS_ACCESS must be one of {choices}") from None
 
 
 def parse_json_setting(name: str, text: str) -> Any:

@@ -1,7 +1,7 @@
 """One error hierarchy: each class carries its HTTP status and a stable code.
 
 Messages are written for the caller. They never carry secrets, signatures,
-RPC URLs or request bodies; the single handler in ``api.errors`` turns any
+RPC URLs or request bodies; the single handler in ``web.error_handlers`` turns any
 ``ProviderError`` into the JSON body ``{"error": ..., "code": ...}``.
 """
 
@@ -51,10 +51,10 @@ class ValidationFailed(ProviderError):
 class SignatureMissing(ValidationFailed):
     code = "signature_missing"
 
-    def __init__(self) -> None:
-        super().__init__(
-            {"signature": ["Invalid signature provided. Please check the nonce or documentId."]}
-        )
+    def __init__(
+        self, detail: str = "Invalid signature provided. Please check the nonce or documentId."
+    ) -> None:
+        super().__init__({"signature": [detail]})
 
 
 class SignatureInvalid(ValidationFailed):

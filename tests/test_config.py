@@ -50,6 +50,7 @@ def test_config_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ({"REQUEST_TIMEOUT": "soon"}, "REQUEST_TIMEOUT"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"ALLOW_UNSIGNED_STATUS": "maybe"}, "ALLOW_UNSIGNED_STATUS"),
+        ({"STATUS_ACCESS": "public"}, "STATUS_ACCESS"),
         ({"NETWORK_URL": "{bad json"}, "NETWORK_URL"),
     ],
 )

@@ -6,7 +6,9 @@ from flask import Blueprint, Response, jsonify, request
 
 from ocean_provider.api.context import context
 from ocean_provider.api.downloads import download_response, requested_range
+from ocean_provider.auth.addresses import checksum_address
 from ocean_provider.auth.messages import job_message, result_message, start_message
+from ocean_provider.auth.status_access import check_unsigned_status
 from ocean_provider.compute.requests import (
     DeleteRequest,
     EnvironmentsRequest,
@@ -14,7 +16,7 @@ from ocean_provider.compute.requests import (
     ResultRequest,
     StartRequest,
 )
-from ocean_provider.compute.status import public_status_object, status_object
+from ocean_provider.compute.status import status_object
 from ocean_provider.web.params import refuse_head, request_params
 from ocean_provider.wire.fields import parse
 from ocean_provider.wire.jobs import OperatorJob
@@ -27,10 +29,14 @@ def _statuses(jobs: list[OperatorJob]) -> Response:
     return jsonify([status_object(job, base) for job in jobs])
 
 
-def _job_request(model: type[JobRequest] = JobRequest) -> tuple[str, JobRequest]:
+def _job_request(
+    model: type[JobRequest] = JobRequest, **ocean_js_forms: bool
+) -> tuple[str, JobRequest]:
     req = parse(model, request_params())
     message = job_message(req.consumer_address, req.job_id, req.document_id)
-    signer = context().auth.authenticate(req.consumer_address, message, req.signature, req.nonce)
+    signer = context().auth.authenticate(
+        req.consumer_address, message, req.signature, req.nonce, **ocean_js_forms
+    )
     return signer, req
 
 
@@ -46,25 +52,24 @@ def computeStart() -> Response:  # noqa: N802 - clients look endpoints up by thi
 def computeStatus() -> Response:  # noqa: N802
     refuse_head()
     ctx = context()
-    params = request_params()
-    if not params.get("signature") and ctx.settings.allow_unsigned_status:
-        req = parse(JobRequest, params)
-        owner = ctx.compute.owner_of(req.consumer_address)
-        jobs = ctx.compute.status(owner, req.job_id, req.document_id)
-        return jsonify([public_status_object(job) for job in jobs])
-    signer, req = _job_request()
-    return _statuses(ctx.compute.status(signer, req.job_id, req.document_id))
+    if request_params().get("signature"):  # a signature is always checked
+        owner, req = _job_request()
+    else:
+        req = parse(JobRequest, request_params())
+        check_unsigned_status(ctx.settings.status_access, req.job_id, req.document_id)
+        owner = checksum_address(req.consumer_address)
+    return _statuses(ctx.compute.status(owner, req.job_id, req.document_id))
 
 
 @bp.put("/compute")
 def computeStop() -> Response:  # noqa: N802
-    signer, req = _job_request()
+    signer, req = _job_request(unsigned_nonce=True)  # ocean.js 3.x signs no nonce here
     return _statuses(context().compute.stop(signer, req.job_id, req.document_id))
 
 
 @bp.delete("/compute")
 def computeDelete() -> Response:  # noqa: N802
-    signer, req = _job_request(DeleteRequest)
+    signer, req = _job_request(DeleteRequest, implied_nonce=True)  # ocean.js 3.x sends none
     return _statuses(context().compute.delete(signer, req.job_id, req.document_id))
 
 

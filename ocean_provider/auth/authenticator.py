@@ -4,6 +4,10 @@ The signature is checked before the nonce so that nobody can burn another
 address's nonces; both happen before any side effect. The store records the
 digest of each accepted message together with the nonce, so a signature is
 good for one request only, whichever route, job or nonce it is read as.
+
+Two forms of ocean.js 3.x are accepted where a route asks for them: a stop
+signed without the nonce (the nonce is sent, fresh, and consumed), and a delete
+signed with the address's next nonce but sent without it.
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ from __future__ import annotations
 import logging
 
 from ocean_provider.auth.addresses import checksum_address
-from ocean_provider.auth.nonces import NonceStore, parse_nonce
+from ocean_provider.auth.nonces import INITIAL_NONCE, NonceStore, nonce_text, parse_nonce
 from ocean_provider.auth.signing import message_hash, verify_digest
-from ocean_provider.errors import SignatureMissing, ValidationFailed
+from ocean_provider.errors import SignatureInvalid, SignatureMissing, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -23,17 +27,47 @@ class RequestAuthenticator:
         self.nonces = nonces
 
     def authenticate(
-        self, consumer: str, message: str, signature: str | None, nonce: str | None
+        self,
+        consumer: str,
+        message: str,
+        signature: str | None,
+        nonce: str | None,
+        *,
+        unsigned_nonce: bool = False,
+        implied_nonce: bool = False,
     ) -> str:
-        """Verify and consume; return the signer's checksummed address."""
+        """Verify ``message + nonce`` and consume the nonce; return the checksummed signer.
+
+        ``unsigned_nonce``: also accept a signature over ``message`` alone (ocean.js's
+        stop); the nonce must still be fresh. ``implied_nonce``: without a nonce, check
+        against the address's next one and consume that (ocean.js's delete).
+        """
         if not signature:
             raise SignatureMissing()
         if nonce is None:
+            if implied_nonce:
+                return self._with_next_nonce(consumer, message, signature)
             raise ValidationFailed({"nonce": ["The nonce field is required."]})
         value = parse_nonce(nonce)
         digest = message_hash(message + nonce)
-        verify_digest(consumer, digest, signature)
+        reusable = False
+        try:
+            verify_digest(consumer, digest, signature)
+        except SignatureInvalid:
+            if not unsigned_nonce:
+                raise
+            digest, reusable = message_hash(message), True
+            verify_digest(consumer, digest, signature)
         signer = checksum_address(consumer)
-        self.nonces.consume(signer, value, digest)
+        self.nonces.consume(signer, value, digest, reusable=reusable)
         log.debug("authenticated %s", signer)
+        return signer
+
+    def _with_next_nonce(self, consumer: str, message: str, signature: str) -> str:
+        signer = checksum_address(consumer)
+        implied = (self.nonces.current(signer) or INITIAL_NONCE) + 1
+        digest = message_hash(message + nonce_text(implied))
+        verify_digest(consumer, digest, signature)
+        self.nonces.consume(signer, implied, digest)  # refused if another request took it
+        log.debug("authenticated %s with its next nonce", signer)
         return signer

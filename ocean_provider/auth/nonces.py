@@ -65,9 +65,12 @@ class NonceStore(Protocol):
     def current(self, address: str) -> Decimal | None:
         """The last accepted nonce of ``address``, or None."""
 
-    def consume(self, address: str, nonce: Decimal, digest: bytes) -> None:
+    def consume(
+        self, address: str, nonce: Decimal, digest: bytes, *, reusable: bool = False
+    ) -> None:
         """Accept ``nonce`` if strictly greater than the stored one (else ``NonceReused``)
-        and ``digest`` if no message with it was accepted before (else ``SignatureReused``)."""
+        and ``digest`` if no message with it was accepted before (else ``SignatureReused``),
+        unless the message is ``reusable`` (it does not cover the nonce: ocean.js's stop)."""
 
     def ensure_initial(self, address: str) -> Decimal:
         """Return the stored nonce, storing ``1`` first if there is none (GET /nonce)."""
@@ -130,7 +133,9 @@ class SqliteNonceStore:
         with self._transaction("BEGIN") as db:
             return _stored(db, _key(address))
 
-    def consume(self, address: str, nonce: Decimal, digest: bytes) -> None:
+    def consume(
+        self, address: str, nonce: Decimal, digest: bytes, *, reusable: bool = False
+    ) -> None:
         key = _key(address)
         with self._transaction() as db:
             stored = _stored(db, key)
@@ -141,7 +146,7 @@ class SqliteNonceStore:
                 "ON CONFLICT(digest) DO NOTHING",
                 (digest, key),
             ).rowcount
-            if inserted != 1:
+            if inserted != 1 and not reusable:
                 raise SignatureReused()
             db.execute(
                 "INSERT INTO user_nonce (address, nonce) VALUES (?, ?) "
@@ -235,7 +240,7 @@ local function compare(a, b)
 end
 local stored = redis.call("GET", KEYS[1])
 if stored and compare(ARGV[1], stored) <= 0 then return {"nonce", stored} end
-if redis.call("EXISTS", KEYS[2]) == 1 then return {"message"} end
+if ARGV[3] ~= "reusable" and redis.call("EXISTS", KEYS[2]) == 1 then return {"message"} end
 redis.call("SET", KEYS[1], ARGV[1])
 redis.call("SET", KEYS[2], ARGV[2])
 return {"ok"}
@@ -256,11 +261,14 @@ class RedisNonceStore:
             value = self._redis.get(self._nonce_prefix + _key(address))
         return Decimal(value.decode()) if value is not None else None
 
-    def consume(self, address: str, nonce: Decimal, digest: bytes) -> None:
+    def consume(
+        self, address: str, nonce: Decimal, digest: bytes, *, reusable: bool = False
+    ) -> None:
         key = _key(address)
         keys = [self._nonce_prefix + key, self._message_prefix + digest.hex()]
+        args = [nonce_text(nonce), key, "reusable" if reusable else "once"]
         with _redis_errors():
-            outcome = self._consume(keys=keys, args=[nonce_text(nonce), key])
+            outcome = self._consume(keys=keys, args=args)
         verdict = outcome[0].decode()
         if verdict == "nonce":
             raise NonceReused(outcome[1].decode(), nonce_text(nonce))

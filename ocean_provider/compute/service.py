@@ -195,11 +195,6 @@ class ComputeService:
             customdata=custom,
         )
 
-    @staticmethod
-    def owner_of(address: str) -> str:
-        """The checksummed form jobs are filed under (for unsigned status)."""
-        return checksum_address(address)
-
     def status(self, signer: str, job_id: str | None, document_id: str | None) -> list[OperatorJob]:
         jobs = _owned(signer, self.backend.status(signer, job_id, document_id))
         if document_id:

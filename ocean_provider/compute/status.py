@@ -30,12 +30,18 @@ def result_url(base_url: str, job: OperatorJob, index: int) -> str:
 
 
 def status_object(job: OperatorJob, base_url: str) -> dict[str, Any]:
-    """The full status object, for a signed request by the job's owner."""
+    """The full status object, as the spec and reference clients (ocean.js's ComputeJob,
+    ocean.py) read it."""
     logs = [r for r in job.results if r.type == "algorithmLog"]
     outputs = [r for r in job.results if r.type == "output"]
     return {
-        **public_status_object(job),
+        "owner": job.owner,
         "documentId": job.document_id,
+        "jobId": job.job_id,
+        "dateCreated": _date(job.date_created),
+        "dateFinished": _date(job.date_finished),
+        "status": job.status,
+        "statusText": _status_text(job),
         "agreementId": job.agreement_id,
         "algorithmLogUrl": result_url(base_url, job, logs[0].index) if logs else "",
         "resultsUrls": [result_url(base_url, job, r.index) for r in outputs],
@@ -44,16 +50,4 @@ def status_object(job: OperatorJob, base_url: str) -> dict[str, Any]:
         "stopreq": job.stopreq,
         "algoDID": job.algo_did,
         "inputDID": job.input_dids,
-    }
-
-
-def public_status_object(job: OperatorJob) -> dict[str, Any]:
-    """What an unsigned status reply may show: ids, status and dates only."""
-    return {
-        "owner": job.owner,
-        "jobId": job.job_id,
-        "status": job.status,
-        "statusText": _status_text(job),
-        "dateCreated": _date(job.date_created),
-        "dateFinished": _date(job.date_finished),
     }

@@ -186,39 +186,6 @@ def test_status_signed_shows_results(
     assert query["owner"] == [consumer.address] and "providerSignature" in query
 
 
-def test_status_without_signature_refused_by_default(
-    client: FlaskClient, consumer: Consumer
-) -> None:
-    reply = client.get(COMPUTE, query_string={"consumerAddress": consumer.address, "jobId": "j"})
-    assert reply.status_code == 400
-    assert reply.get_json()["code"] == "signature_missing"
-
-
-def test_unsigned_status_when_allowed_shows_ids_only(
-    tmp_path: Any, consumer: Consumer, engine: rm.Mocker, ddos: Any, orders: Any
-) -> None:
-    from ocean_provider.app import create_app
-    from tests.conftest import make_settings
-
-    app = create_app(
-        make_settings(tmp_path, ALLOW_UNSIGNED_STATUS="true"), ddos=ddos, orders=orders
-    )
-    job = engine_job(consumer.address, results=[{"filename": "o", "type": "output"}])
-    engine.get(ENGINE_COMPUTE, json=_owner_filtered([job]))
-    reply = app.test_client().get(
-        COMPUTE, query_string={"consumerAddress": consumer.address.lower(), "jobId": "job1"}
-    )
-    assert reply.status_code == 200
-    assert set(reply.get_json()[0]) == {
-        "owner",
-        "jobId",
-        "status",
-        "statusText",
-        "dateCreated",
-        "dateFinished",
-    }
-
-
 def test_stop_and_delete(client: FlaskClient, consumer: Consumer, engine: rm.Mocker) -> None:
     engine.get(ENGINE_COMPUTE, json=_owner_filtered([engine_job(consumer.address, status=40)]))
     engine.put(ENGINE_COMPUTE, json=[engine_job(consumer.address, status=7, stopreq=1)])
