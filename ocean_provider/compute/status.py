@@ -40,6 +40,8 @@ def status_object(job: OperatorJob, base_url: str) -> dict[str, Any]:
         "jobId": job.job_id,
         "dateCreated": _date(job.date_created),
         "dateFinished": _date(job.date_finished),
+        # when the results are deleted (0 until the job ends); ocean.js reads a number
+        "expireTimestamp": int(job.expire_timestamp or 0),
         "status": job.status,
         "statusText": _status_text(job),
         "agreementId": job.agreement_id,

@@ -295,7 +295,7 @@ def _record(row: Sequence[Any]) -> JobRecord:
         results,
         algo_did,
         input_dids,
-        _expires,
+        expires,
     ) = row
     stored = [
         StoredResult(ResultFile.model_validate(item), item["path"]) for item in json.loads(results)
@@ -308,6 +308,7 @@ def _record(row: Sequence[Any]) -> JobRecord:
         statusText=status_text,
         dateCreated=created,
         dateFinished=finished,
+        expireTimestamp=expires,
         results=[s.result for s in stored],
         stopreq=stopreq,
         algoDID=algo_did,

@@ -116,13 +116,14 @@ class OperatorJob(BaseModel):
     status_text: Text = Field(default="", alias="statusText")
     date_created: float | None = Field(default=None, alias="dateCreated")
     date_finished: float | None = Field(default=None, alias="dateFinished")
+    expire_timestamp: float | None = Field(default=None, alias="expireTimestamp")
     results: list[ResultFile] = Field(default_factory=list, max_length=MAX_RESULTS)
     stopreq: int = Field(default=0, ge=0, le=9)
     algo_did: Text = Field(default="", alias="algoDID")
     input_dids: list[Text] = Field(default_factory=list, alias="inputDID", max_length=64)
     environment: Text = ""
 
-    @field_validator("date_created", "date_finished", mode="before")
+    @field_validator("date_created", "date_finished", "expire_timestamp", mode="before")
     @classmethod
     def _dates(cls, value: Any) -> float | None:
         return _epoch(value)
@@ -160,6 +161,7 @@ class OperatorJob(BaseModel):
             "statusText": self.status_text,
             "dateCreated": self.date_created,
             "dateFinished": self.date_finished,
+            "expireTimestamp": self.expire_timestamp,
             "results": [r.model_dump() for r in self.results],
             "stopreq": self.stopreq,
             "removed": 0,

@@ -20,7 +20,14 @@ from tests.conftest import (
     make_settings,
 )
 
-FULL_FIELDS = {"results", "resultsUrls", "algorithmLogUrl", "agreementId", "inputDID"}
+FULL_FIELDS = {
+    "results",
+    "resultsUrls",
+    "algorithmLogUrl",
+    "agreementId",
+    "inputDID",
+    "expireTimestamp",
+}
 
 
 def _jobs_of(owner: str) -> Any:

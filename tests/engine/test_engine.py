@@ -306,6 +306,9 @@ def test_results_are_deleted_after_storage_expiry(tmp_path: Path, file_server: s
         job = wait(client, submit(client, "open('/data/outputs/o', 'w').write('1')", DATA))
         failed = wait(client, submit(client, "print(1)", f"{file_server}/missing.csv"))
         assert (job.status, failed.status) == (70, 31) and job.results
+        for finished in (job, failed):  # the status says when the files go
+            assert finished.date_finished is not None
+            assert finished.expire_timestamp == pytest.approx(finished.date_finished + 1, abs=0.01)
         jobs_dir = engine.storage / "jobs"
         assert (jobs_dir / job.job_id).exists() and (jobs_dir / failed.job_id).exists()
         for finished in (job, failed):  # decrypted file objects are not kept
@@ -318,6 +321,7 @@ def test_results_are_deleted_after_storage_expiry(tmp_path: Path, file_server: s
             time.sleep(0.2)
         (kept,) = client.status(OWNER, job.job_id)
         assert kept.status == 70 and kept.results == []  # the record stays; files are gone
+        assert kept.expire_timestamp is None
         with pytest.raises(ResultNotFound):
             client.result(OWNER, job.job_id, 0, None)
     finally:
