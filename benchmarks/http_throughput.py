@@ -58,6 +58,7 @@ from flask import Flask, jsonify
 
 from ocean_provider.auth.messages import job_message, result_message
 from ocean_provider.auth.signing import sign_message
+from ocean_provider.devnet.ports import free_port
 from ocean_provider.wire.jobs import JobStatus, OperatorJob, ResultFile
 
 if TYPE_CHECKING:
@@ -186,15 +187,6 @@ def run_hello(bind: str, workers: int) -> None:
 
 
 # --- processes ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

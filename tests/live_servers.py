@@ -1,9 +1,8 @@
-"""Real server processes for tests: ``ocean-provider serve`` under gunicorn, free ports."""
+"""Real server processes for tests: ``ocean-provider serve`` under gunicorn."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,15 +13,8 @@ from pathlib import Path
 
 import requests
 
+from ocean_provider.devnet.ports import free_port
 from tests.conftest import PROVIDER_KEY
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (at the moment of asking)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from ocean_provider.devnet.ports import free_port
 from tests.api.helpers import COMPUTE, RESULT
-from tests.live_servers import free_port, serve_provider
+from tests.live_servers import serve_provider
 
 NONCE = "/api/services/nonce"
 ENVS = "/api/services/computeEnvironments"

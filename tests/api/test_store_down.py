@@ -8,9 +8,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from ocean_provider.app import create_app
+from ocean_provider.devnet.ports import free_port
 from tests.api.helpers import COMPUTE, job_params
 from tests.conftest import Consumer, make_settings
-from tests.live_servers import free_port
 
 
 @pytest.fixture

@@ -23,13 +23,13 @@ from ocean_provider.auth.nonces import (
     nonce_text,
     parse_nonce,
 )
+from ocean_provider.devnet.ports import free_port
 from ocean_provider.errors import (
     NonceReused,
     SignatureReused,
     StoreUnavailable,
     ValidationFailed,
 )
-from tests.live_servers import free_port
 
 ADDRESS = "0xA78deb2Fa79463945C247991075E2a0e98Ba7A09"
 _digests = itertools.count()

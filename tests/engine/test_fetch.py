@@ -28,6 +28,7 @@ from urllib.parse import parse_qs
 import pytest
 from urllib3.response import HTTPResponse
 
+from ocean_provider.devnet.ports import free_port
 from ocean_provider.engine import fetch
 from ocean_provider.engine.fetch import (
     CHUNK_SIZE,
@@ -38,7 +39,6 @@ from ocean_provider.engine.fetch import (
     vet_host,
 )
 from ocean_provider.engine.fetch_request import FetchError, Target
-from tests.live_servers import free_port
 
 FILE_BYTES = bytes(range(256)) * 1024  # 256 KiB: several 64 KiB chunks
 SECRET_QUERY = "q-s3cret-7f3a"

@@ -15,11 +15,11 @@ import pytest
 import requests
 
 from ocean_provider.devnet.embedded import EmbeddedEngine
+from ocean_provider.devnet.ports import free_port
 from ocean_provider.operator.client import OperatorClient
 from tests.conftest import PROVIDER_KEY
 from tests.engine.conftest import PROVIDER_ADDRESS, environment, start_engine
 from tests.engine.jobs import OWNER, submit, wait
-from tests.live_servers import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_url")]
 

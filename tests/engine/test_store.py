@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from ocean_provider.engine.store import JobStore
-from ocean_provider.wire.jobs import JobStatus
+from ocean_provider.wire.jobs import JobStatus, OperatorJob
 
 FULL, NORMAL = 2, 1
 
@@ -16,9 +16,8 @@ def synchronous(store: JobStore) -> int:
     return level
 
 
-def test_promises_commit_full_and_intermediate_steps_normal(tmp_path: Path) -> None:
-    store = JobStore(tmp_path / "engine.db")
-    job = store.create(
+def _queued(store: JobStore) -> OperatorJob:
+    return store.create(
         owner="0xowner",
         provider="0xprovider",
         agreement_id="0xagreement",
@@ -28,6 +27,11 @@ def test_promises_commit_full_and_intermediate_steps_normal(tmp_path: Path) -> N
         input_dids=[],
         queue_seconds=60,
     )
+
+
+def test_promises_commit_full_and_intermediate_steps_normal(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "engine.db")
+    job = _queued(store)
     assert synchronous(store) == FULL
     assert store.claim_next("env", 1, time.time() + 60) == job.job_id
     assert synchronous(store) == FULL
@@ -43,16 +47,7 @@ def test_promises_commit_full_and_intermediate_steps_normal(tmp_path: Path) -> N
 
 def test_intermediate_steps_survive_reopening(tmp_path: Path) -> None:
     store = JobStore(tmp_path / "engine.db")
-    job = store.create(
-        owner="0xowner",
-        provider="0xprovider",
-        agreement_id="0xagreement",
-        environment="env",
-        workflow={},
-        algo_did="raw",
-        input_dids=[],
-        queue_seconds=60,
-    )
+    job = _queued(store)
     store.claim_next("env", 1, time.time() + 60)
     store.advance(job.job_id, JobStatus.RUNNING)
     store.close()
