@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import pstats
 import subprocess
 import sys
 import tempfile
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from eth_account import Account
@@ -30,6 +29,7 @@ from ocean_provider.app import create_app
 from ocean_provider.auth.messages import job_message
 from ocean_provider.auth.signing import sign_message
 from ocean_provider.config import load_provider_settings
+from ocean_provider.devnet.stub_engine import json_stub
 
 CONSUMER_KEY = "0x5d75837394b078ce97bc289fa8d75e21000573520bfa7784a9d28ccaae602bf8"
 PROVIDER_KEY = "0xfd5c1ccea015b6d663618850824154a3b3fb2882c46cefb05b9a93fea8c3d215"
@@ -37,39 +37,26 @@ JOB_ID = "0123456789abcdef0123456789abcdef"
 STATUS = "/api/services/compute"
 
 
-class StubEngine(BaseHTTPRequestHandler):
-    """Answers every status call at once with the queried owner's one job."""
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body are two writes
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        query = parse_qs(urlsplit(self.path).query)
-        job = {
-            "jobId": query.get("jobId", [JOB_ID])[0],
-            "owner": query["owner"][0],
-            "agreementId": "0xtx",
-            "status": 40,
-            "statusText": "Running algorithm",
-            "dateCreated": time.time(),
-            "dateFinished": None,
-            "results": [],
-            "inputDID": ["did:op:" + "a" * 64],
-            "algoDID": "raw",
-        }
-        body = json.dumps([job]).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+def one_job(path: str) -> list[dict[str, Any]]:
+    """The engine's answer to a status call: the queried owner's one job."""
+    query = parse_qs(urlsplit(path).query)
+    job = {
+        "jobId": query.get("jobId", [JOB_ID])[0],
+        "owner": query["owner"][0],
+        "agreementId": "0xtx",
+        "status": 40,
+        "statusText": "Running algorithm",
+        "dateCreated": time.time(),
+        "dateFinished": None,
+        "results": [],
+        "inputDID": ["did:op:" + "a" * 64],
+        "algoDID": "raw",
+    }
+    return [job]
 
 
 def serve_stub() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), StubEngine)
+    server = json_stub(one_job)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 

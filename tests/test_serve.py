@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -22,6 +21,7 @@ from eth_account import Account
 
 from ocean_provider import cli
 from ocean_provider.auth.messages import job_message
+from ocean_provider.devnet.stub_engine import json_stub
 from tests.conftest import PROVIDER_KEY, Consumer
 from tests.live_servers import ServedProvider, serve_provider
 
@@ -31,25 +31,10 @@ RACERS = 12
 OTHERS = 24
 
 
-class _NoJobsEngine(BaseHTTPRequestHandler):
-    """An engine that knows no jobs: every status call answers ``[]`` at once."""
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        body = b"[]"
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedProvider]:
     root = tmp_path_factory.mktemp("serve")
-    engine = ThreadingHTTPServer(("127.0.0.1", 0), _NoJobsEngine)
+    engine = json_stub(lambda path: [])  # an engine that knows no jobs
     threading.Thread(target=engine.serve_forever, daemon=True).start()
     settings = {
         "OPERATOR_SERVICE_URL": f"http://127.0.0.1:{engine.server_address[1]}",
