@@ -17,8 +17,9 @@ from typing import Any
 from eth_account import Account
 from flask import Flask
 from werkzeug.exceptions import NotFound
-from werkzeug.middleware.shared_data import SharedDataMiddleware
+from werkzeug.security import safe_join
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
 
 from ocean_provider.config import load_engine_settings
 from ocean_provider.engine.api import EXTENSION, EngineContext
@@ -56,8 +57,20 @@ def serve_app(app: Any, name: str = "wsgi") -> ServedApp:
 
 
 def serve_directory(root: Path) -> ServedApp:
-    """Serve the files under ``root`` read-only on loopback (sample datasets); 404 otherwise."""
-    return serve_app(SharedDataMiddleware(NotFound(), {"/": str(root)}), "files")
+    """Serve the files under ``root`` read-only on loopback (sample datasets); 404 otherwise.
+
+    Each reply is the file read whole, so no open file outlives a client that hangs
+    up early (the engine does, at its input size cap)."""
+    base = str(root)
+
+    @Request.application
+    def files(request: Request) -> Response:
+        path = safe_join(base, request.path.lstrip("/"))
+        if path is None or not Path(path).is_file():
+            raise NotFound()
+        return Response(Path(path).read_bytes(), mimetype="application/octet-stream")
+
+    return serve_app(files, "files")
 
 
 @dataclass
