@@ -42,7 +42,7 @@ def version() -> Response:
             "computeAddress": settings.universal_address,
             "serviceEndpoints": service_endpoints(),
         }
-        ctx.root_body = current_app.json.dumps(info).encode()
+        ctx.root_body = jsonify(info).get_data()
     return Response(ctx.root_body, mimetype="application/json")
 
 
