@@ -65,7 +65,8 @@ class RequestAuthenticator:
 
     def _with_next_nonce(self, consumer: str, message: str, signature: str) -> str:
         signer = checksum_address(consumer)
-        implied = (self.nonces.current(signer) or INITIAL_NONCE) + 1
+        current = self.nonces.current(signer)
+        implied = (INITIAL_NONCE if current is None else current) + 1  # what /nonce + 1 gives
         digest = message_hash(message + nonce_text(implied))
         verify_digest(consumer, digest, signature)
         self.nonces.consume(signer, implied, digest)  # refused if another request took it
