@@ -60,9 +60,6 @@ class ProviderSettings:
         for name, value in derived.items():
             object.__setattr__(self, name, value)  # frozen: set once, at construction
 
-    def provider_address(self, chain_id: int) -> str:
-        return self.provider_addresses[chain_id]
-
 
 def _address_of(key: str) -> str:
     return str(Account.from_key(key).address)

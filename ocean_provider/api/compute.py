@@ -33,11 +33,14 @@ def _job_request(
     model: type[JobRequest] = JobRequest, **ocean_js_forms: bool
 ) -> tuple[str, JobRequest]:
     req = parse(model, request_params())
+    return _job_signer(req, **ocean_js_forms), req
+
+
+def _job_signer(req: JobRequest, **ocean_js_forms: bool) -> str:
     message = job_message(req.consumer_address, req.job_id, req.document_id)
-    signer = context().auth.authenticate(
+    return context().auth.authenticate(
         req.consumer_address, message, req.signature, req.nonce, **ocean_js_forms
     )
-    return signer, req
 
 
 @bp.post("/compute")
@@ -52,10 +55,11 @@ def computeStart() -> Response:  # noqa: N802 - clients look endpoints up by thi
 def computeStatus() -> Response:  # noqa: N802
     refuse_head()
     ctx = context()
-    if request_params().get("signature"):  # a signature is always checked
-        owner, req = _job_request()
+    params = request_params()
+    req = parse(JobRequest, params)
+    if params.get("signature"):  # a signature is always checked
+        owner = _job_signer(req)
     else:
-        req = parse(JobRequest, request_params())
         check_unsigned_status(ctx.settings.status_access, req.job_id, req.document_id)
         owner = checksum_address(req.consumer_address)
     return _statuses(ctx.compute.status(owner, req.job_id, req.document_id))
