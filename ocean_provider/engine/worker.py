@@ -160,9 +160,9 @@ class Scheduler:
                 thread = threading.Thread(
                     target=self._run_job, args=(job_id, env), name=f"job-{job_id[:8]}", daemon=True
                 )
-                with self._lock:
+                with self._lock:  # registered and started at once: nobody joins it unstarted
                     self._threads[job_id] = thread
-                thread.start()
+                    thread.start()
 
     def _enforce_deadlines(self) -> None:
         now = time.time()
