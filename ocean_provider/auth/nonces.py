@@ -13,12 +13,8 @@ itself, never a rounded float or a 28-digit ``Decimal`` context result.
 
 from __future__ import annotations
 
-import logging
-import os
 import re
 import sqlite3
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -26,12 +22,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ocean_provider.auth.addresses import checksum_address
-from ocean_provider.errors import NonceReused, SignatureReused, StoreUnavailable, ValidationFailed
+from ocean_provider.auth.sqlite_db import SqliteDatabase, store_unavailable
+from ocean_provider.errors import NonceReused, SignatureReused, ValidationFailed
 
-log = logging.getLogger(__name__)
-
+STORE_NAME = "nonce store"  # what its failures are logged and reported as
 INITIAL_NONCE = Decimal(1)
-WAL_ATTEMPTS = 100
 MAX_NONCE_TEXT = 80
 NONCE_PATTERN = re.compile(r"([0-9]+)(?:\.([0-9]+))?", re.ASCII)
 
@@ -79,17 +74,13 @@ class NonceStore(Protocol):
 class SqliteNonceStore:
     """SQLite-backed store; safe across threads and processes (BEGIN IMMEDIATE).
 
-    Each thread has its own connection, opened in the process that uses it: a
-    connection that fails is closed and replaced, and one inherited through
-    ``fork`` is left alone (closing it would drop this process's locks).
+    Its connections are ``SqliteDatabase``'s: one per thread, reopened after a
+    failure, never reusing one inherited through ``fork``.
     """
 
     def __init__(self, path: Path) -> None:
-        self._path = path
-        self._local = threading.local()
-        self._inherited: list[sqlite3.Connection] = []
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._transaction() as db:
+        self._db = SqliteDatabase(path, STORE_NAME)
+        with self._db.transaction() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS user_nonce "
                 "(address TEXT PRIMARY KEY, nonce TEXT NOT NULL)"
@@ -100,44 +91,18 @@ class SqliteNonceStore:
             )
 
     def _connection(self) -> sqlite3.Connection:
-        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "db", None)
-        if held is not None and held[0] == os.getpid():
-            return held[1]
-        if held is not None:
-            self._inherited.append(held[1])  # never closed here: see the class docstring
-        db = sqlite3.connect(self._path, timeout=30, isolation_level=None)
-        try:
-            _use_wal(db)
-            # WAL at NORMAL: a commit survives a crash of the process, and is synced at
-            # checkpoints rather than on every request
-            db.execute("PRAGMA synchronous=NORMAL")
-        except sqlite3.Error:
-            db.close()
-            raise
-        self._local.db = (os.getpid(), db)
-        return db
-
-    def _discard(self) -> None:
-        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "db", None)
-        self._local.db = None
-        if held is not None and held[0] == os.getpid():
-            try:
-                held[1].close()
-            except sqlite3.Error:
-                pass
-
-    def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> _Transaction:
-        return _Transaction(self, begin)
+        """This thread's connection (tests set pragmas on it and check it after ``fork``)."""
+        return self._db.connection()
 
     def current(self, address: str) -> Decimal | None:
-        with self._transaction("BEGIN") as db:
+        with self._db.transaction("BEGIN") as db:
             return _stored(db, _key(address))
 
     def consume(
         self, address: str, nonce: Decimal, digest: bytes, *, reusable: bool = False
     ) -> None:
         key = _key(address)
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             stored = _stored(db, key)
             if stored is not None and nonce <= stored:
                 raise NonceReused(nonce_text(stored), nonce_text(nonce))
@@ -156,7 +121,7 @@ class SqliteNonceStore:
 
     def ensure_initial(self, address: str) -> Decimal:
         key = _key(address)
-        with self._transaction() as db:
+        with self._db.transaction() as db:
             stored = _stored(db, key)
             if stored is not None:
                 return stored
@@ -170,58 +135,6 @@ class SqliteNonceStore:
 def _stored(db: sqlite3.Connection, key: str) -> Decimal | None:
     row = db.execute("SELECT nonce FROM user_nonce WHERE address = ?", (key,)).fetchone()
     return Decimal(row[0]) if row else None
-
-
-def _use_wal(db: sqlite3.Connection) -> None:
-    """Switch to WAL. The switch takes an exclusive lock without waiting on busy
-    connections, so workers opening a new database together retry it briefly."""
-    for attempt in range(WAL_ATTEMPTS):
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError:
-            if attempt == WAL_ATTEMPTS - 1:
-                raise
-            time.sleep(0.05)
-
-
-class _Transaction:
-    """BEGIN ... COMMIT on this thread's connection, rolled back on any exception.
-
-    A SQLite failure (busy past the timeout, an I/O error) discards the
-    connection, so the next request opens a fresh one, and becomes
-    ``StoreUnavailable`` (503) instead of a 500 that repeats until a restart.
-    """
-
-    def __init__(self, store: SqliteNonceStore, begin: str) -> None:
-        self._store = store
-        self._begin = begin
-
-    def __enter__(self) -> sqlite3.Connection:
-        try:
-            self._db = self._store._connection()
-            self._db.execute(self._begin)
-        except sqlite3.Error as exc:
-            self._store._discard()
-            raise _unavailable(exc) from None
-        return self._db
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        failure = exc if isinstance(exc, sqlite3.Error) else None
-        try:
-            self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
-        except sqlite3.Error as end_failure:
-            failure = failure or end_failure
-            self._store._discard()  # e.g. "cannot rollback - no transaction is active"
-        if failure is not None:
-            self._store._discard()
-            raise _unavailable(failure) from None
-        # any other exception of the caller (NonceReused, ...) goes on unchanged
-
-
-def _unavailable(exc: BaseException) -> StoreUnavailable:
-    log.error("nonce store failed: %s: %s", type(exc).__name__, exc)
-    return StoreUnavailable("the nonce store is unavailable; try again shortly")
 
 
 # Compare-and-store in one round trip: Redis runs a script atomically. Nonces are
@@ -257,7 +170,7 @@ class RedisNonceStore:
         self._consume = client.register_script(CONSUME_SCRIPT)
 
     def current(self, address: str) -> Decimal | None:
-        with _redis_errors():
+        with redis_errors(STORE_NAME):
             value = self._redis.get(self._nonce_prefix + _key(address))
         return Decimal(value.decode()) if value is not None else None
 
@@ -267,7 +180,7 @@ class RedisNonceStore:
         key = _key(address)
         keys = [self._nonce_prefix + key, self._message_prefix + digest.hex()]
         args = [nonce_text(nonce), key, "reusable" if reusable else "once"]
-        with _redis_errors():
+        with redis_errors(STORE_NAME):
             outcome = self._consume(keys=keys, args=args)
         verdict = outcome[0].decode()
         if verdict == "nonce":
@@ -277,21 +190,22 @@ class RedisNonceStore:
 
     def ensure_initial(self, address: str) -> Decimal:
         key = self._nonce_prefix + _key(address)
-        with _redis_errors():
+        with redis_errors(STORE_NAME):
             self._redis.set(key, nonce_text(INITIAL_NONCE), nx=True)
             value = self._redis.get(key)
         return Decimal(value.decode())
 
 
 @contextmanager
-def _redis_errors() -> Iterator[None]:
-    """Turn a Redis that is down or failing into ``StoreUnavailable`` (503)."""
+def redis_errors(name: str) -> Iterator[None]:
+    """Turn a Redis that is down or failing into ``StoreUnavailable`` (503) of the store
+    ``name`` (the order ledger's Redis store uses it too)."""
     from redis.exceptions import RedisError
 
     try:
         yield
     except RedisError as exc:
-        raise _unavailable(exc) from None
+        raise store_unavailable(name, exc) from None
 
 
 def _key(address: str) -> str:
