@@ -75,8 +75,8 @@ def contract_at(w3: Web3, name: str, address: str) -> Contract:
 
 def deploy_contract(w3: Web3, key: str, name: str, *args: Any) -> tuple[Contract, TxReceipt]:
     """Deploy artifact ``name`` with constructor ``args``; the contract and its receipt."""
-    factory = w3.eth.contract(abi=abi(name), bytecode=bytecode(name))
-    receipt = transact(w3, key, factory.constructor(*args))
+    undeployed = w3.eth.contract(abi=abi(name), bytecode=bytecode(name))
+    receipt = transact(w3, key, undeployed.constructor(*args))
     address = receipt["contractAddress"]
     if address is None:
         raise TransactionReverted(f"deploying {name} created no contract")
