@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask
 from flask_cors import CORS
@@ -13,12 +14,17 @@ from ocean_provider.api.info import nonces as nonces_bp
 from ocean_provider.api.info import root as root_bp
 from ocean_provider.auth.authenticator import RequestAuthenticator
 from ocean_provider.auth.nonces import NonceStore, RedisNonceStore, SqliteNonceStore
+from ocean_provider.auth.order_ledger import OrderLedger, RedisOrderLedger, SqliteOrderLedger
+from ocean_provider.chain.issuer import ChainFeeIssuer
+from ocean_provider.chain.orders import ChainOrderVerifier
+from ocean_provider.chain.reads import ChainReader
+from ocean_provider.chain.rpc import Chains
 from ocean_provider.compute.interfaces import (
     ComputeBackend,
     DdoResolver,
+    FeeIssuer,
     OrderVerifier,
     UnavailableDdoResolver,
-    UnavailableOrderVerifier,
 )
 from ocean_provider.compute.service import ComputeService
 from ocean_provider.config import ProviderSettings
@@ -37,7 +43,9 @@ def create_app(
     backend: ComputeBackend | None = None,
     ddos: DdoResolver | None = None,
     orders: OrderVerifier | None = None,
+    fees: FeeIssuer | None = None,
     nonces: NonceStore | None = None,
+    ledger: OrderLedger | None = None,
 ) -> Flask:
     """Build the Provider app; tests pass fakes for the chain-facing parts."""
     app = Flask(__name__)
@@ -45,17 +53,24 @@ def create_app(
     app.json = BoundedJSONProvider(app)
     app.json.sort_keys = False
     CORS(app)
+    if orders is None or fees is None:
+        reader = _chain_reader(settings)
+        orders = orders or ChainOrderVerifier(reader, settings.provider_addresses)
+        fees = fees or ChainFeeIssuer(reader, settings.provider_keys)
+    redis_client = _redis(settings)
     compute = ComputeService(
         backend if backend is not None else _operator_client(settings),
         ddos or UnavailableDdoResolver(),
-        orders or UnavailableOrderVerifier(),
+        orders,
+        fees,
+        ledger or _order_ledger(settings, redis_client),
         chain_ids=settings.chain_ids,
         fee_tokens=settings.provider_fee_token,
         metadata_uri=settings.aquarius_url,
     )
     app.extensions[EXTENSION] = ProviderContext(
         settings=settings,
-        auth=RequestAuthenticator(nonces or _nonce_store(settings)),
+        auth=RequestAuthenticator(nonces or _nonce_store(settings, redis_client)),
         compute=compute,
     )
     app.register_blueprint(root_bp)
@@ -80,14 +95,33 @@ def _operator_client(settings: ProviderSettings) -> OperatorClient | None:
     )
 
 
-def _nonce_store(settings: ProviderSettings) -> NonceStore:
-    if settings.redis_connection:
-        import redis
+def _chain_reader(settings: ProviderSettings) -> ChainReader:
+    chains = Chains(settings.chain_rpc, timeout=settings.request_timeout)
+    return ChainReader(
+        chains, confirmations=settings.order_confirmations, receipt_wait=settings.order_wait
+    )
 
-        client = redis.Redis.from_url(
-            settings.redis_connection,
-            socket_connect_timeout=REDIS_TIMEOUT,
-            socket_timeout=REDIS_TIMEOUT,
-        )
-        return RedisNonceStore(client)
+
+def _redis(settings: ProviderSettings) -> Any:
+    if not settings.redis_connection:
+        return None
+    import redis
+
+    return redis.Redis.from_url(
+        settings.redis_connection,
+        socket_connect_timeout=REDIS_TIMEOUT,
+        socket_timeout=REDIS_TIMEOUT,
+    )
+
+
+def _nonce_store(settings: ProviderSettings, redis_client: Any) -> NonceStore:
+    if redis_client is not None:
+        return RedisNonceStore(redis_client)
     return SqliteNonceStore(settings.storage_path)
+
+
+def _order_ledger(settings: ProviderSettings, redis_client: Any) -> OrderLedger:
+    """Kept where the nonces are: shared by every worker and host of this Provider."""
+    if redis_client is not None:
+        return RedisOrderLedger(redis_client)
+    return SqliteOrderLedger(settings.storage_path)

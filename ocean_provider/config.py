@@ -46,6 +46,8 @@ class ProviderSettings:
     status_access: StatusAccess
     max_request_bytes: int
     provider_fee_token: Mapping[int, str] = field(default_factory=dict)
+    order_confirmations: int = 0
+    order_wait: float = 3.0
     # derived once here, never per request
     chain_ids: list[int] = field(init=False)
     provider_addresses: Mapping[int, str] = field(init=False)
@@ -205,6 +207,8 @@ def load_provider_settings(
         provider_fee_token=per_chain("PROVIDER_FEE_TOKEN", fee_token, chain_id)
         if fee_token
         else {},
+        order_confirmations=int(src.number("BLOCK_CONFIRMATIONS", 0)),
+        order_wait=src.number("ORDER_WAIT", 3.0),
     )
 
 

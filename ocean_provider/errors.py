@@ -178,6 +178,18 @@ class EnvironmentNotFound(ProviderError):
     code = "environment_not_found"
 
 
+class ChainNotSupported(ProviderError):
+    status = 400
+    code = "chain_not_supported"
+
+
+class ChainUnavailable(ProviderError):
+    """The chain's RPC failed or timed out; the text never names its URL."""
+
+    status = 503
+    code = "chain_unavailable"
+
+
 class ConfigurationError(Exception):
     """A setting is missing or malformed; raised at boot, names the setting."""
 

@@ -16,9 +16,11 @@ from flask.testing import FlaskClient
 
 from ocean_provider.app import create_app
 from ocean_provider.auth.signing import sign_message
-from ocean_provider.compute.interfaces import Asset
+from ocean_provider.compute.interfaces import Asset, VerifiedOrder
 from ocean_provider.config import ProviderSettings, load_provider_settings
 from ocean_provider.errors import ComputeRefused
+
+pytest_plugins = ["tests.devchain"]  # the ``devchain`` fixture: anvil with Ocean's contracts
 
 # Public test keys (reference pytest.ini / anvil); never used outside tests.
 CONSUMER_KEY = "0x5d75837394b078ce97bc289fa8d75e21000573520bfa7784a9d28ccaae602bf8"
@@ -28,6 +30,9 @@ ENGINE_URL = "http://engine.test:8050"
 CHAIN_ID = 8996
 DATASET_DID = "did:op:e16a777d1f146dba369cf98d212f34c17d9de516fcda5c9546076cf043ba6e37"
 ALGO_DID = "did:op:a1" + "0" * 62
+TX = "0x" + "a1" * 32  # transaction hashes of orders (faked by FakeOrderVerifier)
+TX2 = "0x" + "b2" * 32
+ALGO_TX = "0x" + "c3" * 32
 
 
 class Consumer:
@@ -110,14 +115,33 @@ class FakeDdoResolver:
 
 
 class FakeOrderVerifier:
+    """Accepts every order except those in ``bad``; the chain's own checks run on anvil."""
+
     def __init__(self) -> None:
         self.bad: set[str] = set()
         self.calls: list[str] = []
 
-    def verify(self, *, asset: Asset, service_id: str, tx_id: str, consumer: str, **_: Any) -> None:
+    def verify(
+        self, *, asset: Asset, service_id: str, tx_id: str, consumer: str, **_: Any
+    ) -> VerifiedOrder:
         self.calls.append(tx_id)
         if tx_id in self.bad:
             raise ComputeRefused(f"{service_id}", "order_invalid")
+        return VerifiedOrder(asset.chain_id, tx_id, tx_id, "0x" + "0" * 40, 0, 0)
+
+    def check_fees(self, chain_id: int, orders: list[VerifiedOrder], environment: Any) -> None:
+        pass
+
+
+class FakeFeeIssuer:
+    """Issues recognisable unsigned fees; the real signer is tested against the contract."""
+
+    def __init__(self) -> None:
+        self.issued: list[dict[str, Any]] = []
+
+    def issue(self, **request: Any) -> dict[str, Any]:
+        self.issued.append(request)
+        return {"providerFeeAmount": "1" if request["charge"] else "0", "fake": True}
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from ocean_provider.auth.status_access import check_unsigned_status
 from ocean_provider.compute.requests import (
     DeleteRequest,
     EnvironmentsRequest,
+    InitializeRequest,
     JobRequest,
     ResultRequest,
     StartRequest,
@@ -41,6 +42,13 @@ def _job_signer(req: JobRequest, **ocean_js_forms: bool) -> str:
     return context().auth.authenticate(
         req.consumer_address, message, req.signature, req.nonce, **ocean_js_forms
     )
+
+
+@bp.post("/initializeCompute")
+def initializeCompute() -> Response:  # noqa: N802
+    """Unsigned, as the reference: it prices the job and signs fees, it starts nothing."""
+    req = parse(InitializeRequest, request_params())
+    return jsonify(context().compute.initialize(req))
 
 
 @bp.post("/compute")

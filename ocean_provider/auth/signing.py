@@ -42,8 +42,11 @@ class MessageSigner:
     def sign(self, message: str) -> str:
         """Sign as the reference Provider does: ``0x`` hex of ``r || s || v``, v as 0/1
         (libsecp256k1 signs low-s, as EIP-2 wants)."""
-        digest = eip191_hash(message_hash(message))
-        return "0x" + self._key.sign_recoverable(digest, hasher=None).hex()
+        return "0x" + self.sign_payload(message_hash(message)).hex()
+
+    def sign_payload(self, payload: bytes) -> bytes:
+        """``r || s || v`` (v as 0/1) over the EIP-191 hash of ``payload``."""
+        return bytes(self._key.sign_recoverable(eip191_hash(payload), hasher=None))
 
 
 def sign_message(message: str, private_key: str) -> str:
@@ -69,8 +72,9 @@ def _signature(signature: str) -> bytes:
     return raw[:64] + bytes([v])
 
 
-def _signer_of(payload: bytes, signature: bytes) -> bytes | None:
-    """The 20-byte address that signed ``payload``, or None (r or s out of range)."""
+def payload_signer(payload: bytes, signature: bytes) -> bytes | None:
+    """The 20-byte address that signed the EIP-191 hash of ``payload`` with ``r || s || v``
+    (v as 0/1), or None (r or s out of range)."""
     try:
         public_key = PublicKey.from_signature_and_message(
             signature, eip191_hash(payload), hasher=None
@@ -100,6 +104,6 @@ def verify_digest(claimed_address: str, digest: bytes, signature: str) -> None:
     if stripped != digest:
         candidates.append(stripped)
     for payload in candidates:
-        if _signer_of(payload, parsed) == expected:
+        if payload_signer(payload, parsed) == expected:
             return
     raise SignatureInvalid("it was not made by consumerAddress over this request")

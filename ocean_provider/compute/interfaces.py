@@ -1,8 +1,9 @@
 """Boundaries of the compute service: each a small Protocol the factory wires.
 
-``DdoResolver`` and ``OrderVerifier`` need the chain and DDO sources; until
-those land, ``create_app`` wires the ``Unavailable*`` classes below, which
-refuse to start jobs with a clear error. Fakes live only in tests.
+``OrderVerifier`` and ``FeeIssuer`` are the chain's (``ocean_provider.chain``);
+``DdoResolver`` needs a DDO source, and until one lands ``create_app`` wires
+``UnavailableDdoResolver``, which refuses to start jobs with a clear error.
+Fakes live only in tests.
 """
 
 from __future__ import annotations
@@ -43,6 +44,18 @@ class DdoResolver(Protocol):
         """The service's decrypted file objects."""
 
 
+@dataclass(frozen=True)
+class VerifiedOrder:
+    """An order that passed every check, with the provider fee it paid."""
+
+    chain_id: int
+    tx_id: str  # as the consumer named it: the key that makes it start one job only
+    order_tx_id: str  # the startOrder transaction (tx_id itself, unless tx_id reused it)
+    fee_token: str
+    fee_amount: int
+    valid_until: int
+
+
 class OrderVerifier(Protocol):
     def verify(
         self,
@@ -51,9 +64,33 @@ class OrderVerifier(Protocol):
         service_id: str,
         tx_id: str,
         consumer: str,
-        environment: Mapping[str, Any],
+        environment: Mapping[str, Any] | None,
+        resource: str,
+        allow_expired_fee: bool = False,
+    ) -> VerifiedOrder:
+        """Raise ComputeRefused(resource..., code) unless ``tx_id`` is a valid, paid order
+        for this service; with an ``environment``, its provider fee must be for that
+        environment and (unless ``allow_expired_fee``) not expired."""
+
+    def check_fees(
+        self, chain_id: int, orders: list[VerifiedOrder], environment: Mapping[str, Any]
     ) -> None:
-        """Raise ComputeRefused unless ``tx_id`` is a valid, paid, unused order."""
+        """Raise ComputeRefused("order", "fees_not_paid") unless one order's provider fee
+        covers the environment's price up to the latest ``validUntil`` of ``orders``."""
+
+
+class FeeIssuer(Protocol):
+    def issue(
+        self,
+        *,
+        chain_id: int,
+        datatoken: str,
+        service_id: str,
+        environment: Mapping[str, Any],
+        valid_until: int,
+        charge: bool,
+    ) -> dict[str, Any]:
+        """A signed ``providerFee`` object for ordering this service (zero unless ``charge``)."""
 
 
 class ResultStream(Protocol):
@@ -110,19 +147,4 @@ class UnavailableDdoResolver:
         raise OrderVerificationUnavailable(_PENDING)
 
     def service_files(self, asset: Asset, service_id: str) -> list[dict[str, Any]]:
-        raise OrderVerificationUnavailable(_PENDING)
-
-
-class UnavailableOrderVerifier:
-    """Production placeholder until order checks land: refuses, never accepts."""
-
-    def verify(
-        self,
-        *,
-        asset: Asset,
-        service_id: str,
-        tx_id: str,
-        consumer: str,
-        environment: Mapping[str, Any],
-    ) -> None:
         raise OrderVerificationUnavailable(_PENDING)

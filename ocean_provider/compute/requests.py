@@ -6,9 +6,10 @@ input. The field types they share with the engine live in ``wire.fields``.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, model_validator
 
 from ocean_provider import bounded_json
 from ocean_provider.wire.fields import Address, Container, Id, Nonce, OptionalId, Schema
@@ -29,6 +30,17 @@ def _json_object(value: Any) -> Any:
 
 
 UserData = Annotated[dict[str, Any] | None, BeforeValidator(_json_object)]
+TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
+
+
+def _tx_hash(value: str | None) -> str | None:
+    if value is not None and not TX_HASH.fullmatch(value):
+        raise ValueError("must be a transaction hash: 0x and 64 hex digits")
+    return value
+
+
+TxHash = Annotated[str, AfterValidator(_tx_hash)]
+OptionalTxHash = Annotated[str | None, AfterValidator(_tx_hash)]
 
 
 class AlgorithmMeta(Schema):
@@ -48,14 +60,14 @@ class AlgorithmMeta(Schema):
 class DatasetInput(Schema):
     document_id: Id = Field(alias="documentId")
     service_id: Id = Field(alias="serviceId")
-    transfer_tx_id: Id = Field(alias="transferTxId")
+    transfer_tx_id: TxHash = Field(alias="transferTxId")
     userdata: UserData = None
 
 
 class AlgorithmInput(Schema):
     document_id: OptionalId = Field(default=None, alias="documentId")
     service_id: OptionalId = Field(default=None, alias="serviceId")
-    transfer_tx_id: OptionalId = Field(default=None, alias="transferTxId")
+    transfer_tx_id: OptionalTxHash = Field(default=None, alias="transferTxId")
     meta: AlgorithmMeta | None = None
     userdata: UserData = Field(
         default=None, validation_alias=AliasChoices("userdata", "algouserdata")
@@ -100,6 +112,44 @@ class StartRequest(Signed):
                 if data.get(key) in ("", None):
                     data = {k: v for k, v in data.items() if k != key}
         return data
+
+
+class InitializeDataset(Schema):
+    document_id: Id = Field(alias="documentId")
+    service_id: Id = Field(alias="serviceId")
+    transfer_tx_id: OptionalTxHash = Field(default=None, alias="transferTxId")
+    userdata: UserData = None
+
+
+class InitializeAlgorithm(Schema):
+    document_id: OptionalId = Field(default=None, alias="documentId")
+    service_id: OptionalId = Field(default=None, alias="serviceId")
+    transfer_tx_id: OptionalTxHash = Field(default=None, alias="transferTxId")
+    meta: AlgorithmMeta | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> InitializeAlgorithm:
+        if self.meta is None and not self.document_id:
+            raise ValueError(
+                "The algorithm.documentId field is required when algorithm.meta is not present."
+            )
+        if self.document_id and not self.service_id:
+            raise ValueError("a published algorithm needs its serviceId")
+        return self
+
+
+class InitializeCompute(Schema):
+    env: Id
+    valid_until: Annotated[int, Field(ge=0, le=2**63, alias="validUntil")]
+
+
+class InitializeRequest(Schema):
+    """POST initializeCompute: unsigned, as the reference (it only prices and signs fees)."""
+
+    consumer_address: Address = Field(alias="consumerAddress")
+    datasets: Annotated[list[InitializeDataset], Field(min_length=1, max_length=17)]
+    algorithm: InitializeAlgorithm
+    compute: InitializeCompute
 
 
 class JobRequest(Signed):

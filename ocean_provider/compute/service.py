@@ -9,18 +9,28 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ocean_provider.auth.addresses import checksum_address
+from ocean_provider.auth.order_ledger import OrderLedger
 from ocean_provider.compute import policy
 from ocean_provider.compute.interfaces import (
     Asset,
     ComputeBackend,
     DdoResolver,
+    FeeIssuer,
     OrderVerifier,
     ResultStream,
+    VerifiedOrder,
 )
-from ocean_provider.compute.requests import AlgorithmInput, DatasetInput, StartRequest
+from ocean_provider.compute.requests import (
+    AlgorithmInput,
+    DatasetInput,
+    InitializeAlgorithm,
+    InitializeRequest,
+    StartRequest,
+)
 from ocean_provider.compute.workflow import PreparedAlgorithm, PreparedInput, build_workflow
 from ocean_provider.errors import (
     ComputeDisabled,
@@ -28,6 +38,7 @@ from ocean_provider.errors import (
     EnvironmentNotFound,
     JobNotFound,
     OperatorFailed,
+    ValidationFailed,
 )
 from ocean_provider.wire.jobs import OperatorJob
 
@@ -43,16 +54,22 @@ class ComputeService:
         backend: ComputeBackend | None,
         ddos: DdoResolver,
         orders: OrderVerifier,
+        fees: FeeIssuer,
+        ledger: OrderLedger,
         *,
         chain_ids: list[int],
         fee_tokens: Mapping[int, str],
         metadata_uri: str | None,
         environments_ttl: float = ENVIRONMENTS_TTL,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._backend = backend
         self._ddos = ddos
         self._orders = orders
+        self._fees = fees
+        self._ledger = ledger
+        self._wall_clock = wall_clock
         self._chain_ids = chain_ids
         self._fee_tokens = fee_tokens
         self._metadata_uri = metadata_uri
@@ -85,33 +102,152 @@ class ComputeService:
         return {str(chain): self.environments(chain) for chain in self._chain_ids}
 
     def start(self, signer: str, request: StartRequest) -> list[OperatorJob]:
-        backend = self.backend
+        self.backend  # noqa: B018 - compute must be enabled before anything is resolved
         dataset = self._ddos.resolve(request.dataset.document_id)
-        environment = self._environment(dataset.chain_id, request.environment)
-        inputs = [self._prepare_input(signer, dataset, request.dataset, environment, "dataset")]
+        chain = dataset.chain_id
+        environment = self._environment(chain, request.environment)
+        orders: dict[str, str] = {}  # tx id -> the resource that named it
+        items = [("dataset", dataset, request.dataset)]
         for i, extra in enumerate(request.additional_datasets, start=1):
-            asset = self._ddos.resolve(extra.document_id)
-            inputs.append(self._prepare_input(signer, asset, extra, environment, f"datasets[{i}]"))
+            items.append((f"datasets[{i}]", self._ddos.resolve(extra.document_id), extra))
+        inputs, paid = [], []
+        for resource, asset, item in items:
+            prepared, order = self._prepare_input(signer, asset, item, environment, resource)
+            inputs.append(prepared)
+            paid.append(order)
+            orders.setdefault(order.tx_id.lower(), resource)
         main_service = policy.compute_service(dataset, request.dataset.service_id, "dataset")
-        algorithm = self._prepare_algorithm(signer, request, main_service, environment)
+        algorithm = self._prepare_algorithm(signer, request, main_service)
+        if algorithm.tx_id:
+            orders.setdefault(algorithm.tx_id.lower(), "algorithm")
+        self._orders.check_fees(chain, paid, environment)
         payload = build_workflow(
             environment=request.environment,
-            chain_id=dataset.chain_id,
+            chain_id=chain,
             inputs=inputs,
             algorithm=algorithm,
             metadata_uri=self._metadata_uri,
+            valid_until=max(order.valid_until for order in paid),
         )
-        jobs = backend.start(signer, payload)
-        if not jobs:
-            raise OperatorFailed("compute engine accepted the job but returned no status")
+        jobs = self._start_once(signer, chain, orders, payload)
         log.info("job %s started for %s", jobs[0].job_id, signer)
         return jobs
+
+    def _start_once(
+        self, signer: str, chain: int, orders: Mapping[str, str], payload: dict[str, Any]
+    ) -> list[OperatorJob]:
+        """Claim the orders and start the job as one attempt: each order starts one job
+        only, and an engine call that fails gives its orders back."""
+        tx_ids = list(orders)
+        used = self._ledger.claim(chain, tx_ids, signer)
+        if used:
+            raise ComputeRefused(
+                f"{orders[used[0].lower()]}.transferTxId",
+                "order_already_used",
+                "this order already started a compute job; order again to start another",
+            )
+        try:
+            jobs = self.backend.start(signer, payload)
+        except Exception:
+            self._ledger.release(chain, tx_ids)
+            raise
+        if not jobs:
+            raise OperatorFailed("compute engine accepted the job but returned no status")
+        self._ledger.attach(chain, tx_ids, jobs[0].job_id)
+        return jobs
+
+    def initialize(self, request: InitializeRequest) -> dict[str, Any]:
+        """Provider fees (or still-valid orders) for each dataset and the algorithm."""
+        valid_until = request.compute.valid_until
+        if valid_until <= self._wall_clock():
+            raise ValidationFailed({"compute.validUntil": ["The validUntil value is not correct."]})
+        assets = [self._ddos.resolve(item.document_id) for item in request.datasets]
+        environment = self._environment(assets[0].chain_id, request.compute.env)
+        consumer = checksum_address(request.consumer_address)
+        algo = request.algorithm
+        algo_asset = self._ddos.resolve(algo.document_id) if algo.document_id else None
+        if algo_asset is not None:
+            policy.check_is_algorithm(algo_asset)
+        reply: dict[str, Any] = {"datasets": []}
+        for i, (asset, item) in enumerate(zip(assets, request.datasets, strict=True)):
+            resource = "dataset" if i == 0 else f"datasets[{i}]"
+            service = self._input_service(asset, item.service_id, resource)
+            if service.get("type") == "compute":
+                self._check_algorithm_allowed(service, algo, algo_asset, resource)
+            fee = _FeeRequest(asset, item.service_id, item.transfer_tx_id, resource, i == 0)
+            reply["datasets"].append(self._fee_item(fee, consumer, environment, valid_until))
+        if algo_asset is not None and algo.service_id:
+            fee = _FeeRequest(algo_asset, algo.service_id, algo.transfer_tx_id, "algorithm", False)
+            reply["algorithm"] = self._fee_item(fee, consumer, environment, valid_until)
+        return reply
+
+    def _fee_item(
+        self,
+        item: _FeeRequest,
+        consumer: str,
+        environment: Mapping[str, Any],
+        valid_until: int,
+    ) -> dict[str, Any]:
+        """``{"validOrder"}`` when the named order still covers ``valid_until``; else a fee
+        to order with (and the order to reuse, if it is valid but its fee ran out)."""
+        service = item.asset.service(item.service_id) or {}
+        reply: dict[str, Any] = {}
+        if item.tx_id:
+            try:
+                order = self._orders.verify(
+                    asset=item.asset,
+                    service_id=item.service_id,
+                    tx_id=item.tx_id,
+                    consumer=consumer,
+                    environment=environment if item.resource != "algorithm" else None,
+                    resource=item.resource,
+                    allow_expired_fee=True,
+                )
+            except ComputeRefused as refused:
+                log.info("initializeCompute: %s is not a valid order: %s", item.tx_id, refused.code)
+            else:
+                if valid_until <= order.valid_until:
+                    return {"validOrder": order.order_tx_id}
+                reply["validOrder"] = order.order_tx_id
+        datatoken = str(service.get("datatokenAddress", ""))
+        fee = self._fees.issue(
+            chain_id=item.asset.chain_id,
+            datatoken=datatoken,
+            service_id=item.service_id,
+            environment=environment,
+            valid_until=valid_until,
+            charge=item.charged,
+        )
+        return {"datatoken": datatoken, "providerFee": fee, **reply}
 
     def _environment(self, chain_id: int, env_id: str) -> Mapping[str, Any]:
         for env in self.environments(chain_id):
             if env.get("id") == env_id:
                 return env
         raise EnvironmentNotFound(f"compute environment {env_id!r} does not exist")
+
+    @staticmethod
+    def _input_service(asset: Asset, service_id: str, resource: str) -> Mapping[str, Any]:
+        if resource == "dataset":
+            return policy.compute_service(asset, service_id, resource)
+        service = asset.service(service_id)
+        if service is None:
+            raise ComputeRefused(f"{resource}.serviceId", "not_found")
+        if service.get("type") not in ("compute", "access"):
+            raise ComputeRefused(f"{resource}.serviceId", "service_not_access_compute")
+        return service
+
+    @staticmethod
+    def _check_algorithm_allowed(
+        service: Mapping[str, Any],
+        algo: AlgorithmInput | InitializeAlgorithm,
+        algo_asset: Asset | None,
+        resource: str,
+    ) -> None:
+        if algo_asset is None:
+            policy.check_raw_algorithm_allowed(service, resource)
+        else:
+            policy.check_published_algorithm_allowed(service, algo_asset, resource)
 
     def _prepare_input(
         self,
@@ -120,20 +256,17 @@ class ComputeService:
         item: DatasetInput,
         environment: Mapping[str, Any],
         resource: str,
-    ) -> PreparedInput:
-        service = asset.service(item.service_id)
-        if service is None:
-            raise ComputeRefused(f"{resource}.serviceId", "not_found")
-        if service.get("type") not in ("compute", "access"):
-            raise ComputeRefused(f"{resource}.serviceId", "service_not_access_compute")
-        self._orders.verify(
+    ) -> tuple[PreparedInput, VerifiedOrder]:
+        service = self._input_service(asset, item.service_id, resource)
+        order = self._orders.verify(
             asset=asset,
             service_id=item.service_id,
             tx_id=item.transfer_tx_id,
             consumer=signer,
             environment=environment,
+            resource=resource,
         )
-        return PreparedInput(
+        prepared = PreparedInput(
             asset=asset,
             service_id=item.service_id,
             tx_id=item.transfer_tx_id,
@@ -141,13 +274,10 @@ class ComputeService:
             userdata=item.userdata,
             allow_network=policy.network_allowed(service),
         )
+        return prepared, order
 
     def _prepare_algorithm(
-        self,
-        signer: str,
-        request: StartRequest,
-        dataset_service: Mapping[str, Any],
-        environment: Mapping[str, Any],
+        self, signer: str, request: StartRequest, dataset_service: Mapping[str, Any]
     ) -> PreparedAlgorithm:
         algo = request.algorithm
         custom = algo.algocustomdata or request.algocustomdata
@@ -160,16 +290,6 @@ class ComputeService:
                 userdata=algo.userdata,
                 customdata=custom,
             )
-        return self._published_algorithm(signer, algo, dataset_service, environment, custom)
-
-    def _published_algorithm(
-        self,
-        signer: str,
-        algo: AlgorithmInput,
-        dataset_service: Mapping[str, Any],
-        environment: Mapping[str, Any],
-        custom: Mapping[str, Any] | None,
-    ) -> PreparedAlgorithm:
         assert algo.document_id and algo.service_id and algo.transfer_tx_id  # schema guarantees
         asset = self._ddos.resolve(algo.document_id)
         section = policy.check_is_algorithm(asset)
@@ -177,12 +297,13 @@ class ComputeService:
         service = asset.service(algo.service_id)
         if service is None:
             raise ComputeRefused("algorithm.serviceId", "not_found")
-        self._orders.verify(
+        self._orders.verify(  # as the reference: no environment or expiry check here
             asset=asset,
             service_id=algo.service_id,
             tx_id=algo.transfer_tx_id,
             consumer=signer,
-            environment=environment,
+            environment=None,
+            resource="algorithm",
         )
         return PreparedAlgorithm(
             container=section["container"],
@@ -220,6 +341,15 @@ class ComputeService:
     ) -> ResultStream:
         self.status(signer, job_id, None)
         return self.backend.result(signer, job_id, index, range_header)
+
+
+@dataclass(frozen=True)
+class _FeeRequest:
+    asset: Asset
+    service_id: str
+    tx_id: str | None
+    resource: str
+    charged: bool  # the first dataset carries the environment's price; the rest are free
 
 
 def _owned(signer: str, jobs: list[OperatorJob]) -> list[OperatorJob]:

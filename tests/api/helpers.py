@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ocean_provider.auth.messages import job_message, result_message, start_message
-from tests.conftest import ALGO_DID, DATASET_DID, ENGINE_URL, Consumer
+from tests.conftest import ALGO_DID, ALGO_TX, DATASET_DID, ENGINE_URL, TX, Consumer
 
 COMPUTE = "/api/services/compute"
 RESULT = "/api/services/computeResult"
@@ -35,7 +35,7 @@ ENVIRONMENT = {
 
 def engine_job(owner: str, job_id: str = "job1", status: int = 1, **extra: Any) -> dict[str, Any]:
     return {
-        "agreementId": "0xtx",
+        "agreementId": TX,
         "jobId": job_id,
         "owner": owner,
         "status": status,
@@ -67,7 +67,7 @@ def start_body(consumer: Consumer, **overrides: Any) -> dict[str, Any]:
         "nonce": nonce,
         "signature": consumer.sign(start_message(consumer.address, DATASET_DID), nonce),
         "environment": "ocean-compute",
-        "dataset": {"documentId": DATASET_DID, "serviceId": "compute-1", "transferTxId": "0xtx"},
+        "dataset": {"documentId": DATASET_DID, "serviceId": "compute-1", "transferTxId": TX},
         "algorithm": raw_algorithm(),
     }
     body.update(overrides)
@@ -75,7 +75,7 @@ def start_body(consumer: Consumer, **overrides: Any) -> dict[str, Any]:
 
 
 def published_algorithm() -> dict[str, Any]:
-    return {"documentId": ALGO_DID, "serviceId": "access-a", "transferTxId": "0xalgotx"}
+    return {"documentId": ALGO_DID, "serviceId": "access-a", "transferTxId": ALGO_TX}
 
 
 def job_params(

@@ -26,7 +26,16 @@ from tests.api.helpers import (
     result_params,
     start_body,
 )
-from tests.conftest import DATASET_DID, PROVIDER_KEY, Consumer, FakeDdoResolver, FakeOrderVerifier
+from tests.conftest import (
+    ALGO_TX,
+    DATASET_DID,
+    PROVIDER_KEY,
+    TX,
+    TX2,
+    Consumer,
+    FakeDdoResolver,
+    FakeOrderVerifier,
+)
 
 PROVIDER_ADDRESS = "0x" + "0" * 40  # replaced in tests by the key's address
 
@@ -94,7 +103,7 @@ def test_start_raw_algorithm(
     assert job["dateCreated"] == "1700000000.5" and job["dateFinished"] is None
     sent = engine.request_history[-1].json()
     assert sent["owner"] == consumer.address and sent["environment"] == "ocean-compute"
-    assert sent["agreementId"] == "0xtx" and sent["chainId"] == 8996
+    assert sent["agreementId"] == TX and sent["chainId"] == 8996
     verify_signature(
         sent["providerAddress"], f"{consumer.address}{sent['nonce']}", sent["providerSignature"]
     )
@@ -117,14 +126,14 @@ def test_start_published_algorithm_checks_both_orders(
         consumer,
         algorithm={**published_algorithm(), "algocustomdata": {"k": 1}},
         additionalInputs=[
-            {"documentId": DATASET_DID, "serviceId": "access-1", "transferTxId": "0xtx2"}
+            {"documentId": DATASET_DID, "serviceId": "access-1", "transferTxId": TX2}
         ],
     )
     assert client.post(COMPUTE, json=body).status_code == 200
-    assert orders.calls == ["0xtx", "0xtx2", "0xalgotx"]
+    assert orders.calls == [TX, TX2, ALGO_TX]
     stage = engine.request_history[-1].json()["workflow"]["stages"][0]
     assert stage["algorithm"]["algocustomdata"] == {"k": 1}
-    assert [i["remote"]["txId"] for i in stage["input"]] == ["0xtx", "0xtx2"]
+    assert [i["remote"]["txId"] for i in stage["input"]] == [TX, TX2]
 
 
 @pytest.mark.parametrize(
@@ -137,7 +146,7 @@ def test_start_published_algorithm_checks_both_orders(
             None,
             {"dataset": "not_trusted_algo"},
         ),
-        ({}, None, "0xtx", {"compute-1": "order_invalid"}),
+        ({}, None, TX, {"compute-1": "order_invalid"}),
     ],
 )
 def test_start_refused_by_policy_or_order(

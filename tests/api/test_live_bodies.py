@@ -19,6 +19,7 @@ import pytest
 
 from ocean_provider.devnet.ports import free_port
 from tests.api.helpers import COMPUTE, RESULT
+from tests.conftest import TX
 from tests.live_servers import serve_provider
 
 NONCE = "/api/services/nonce"
@@ -137,8 +138,8 @@ def _start_body(**fields: Any) -> dict[str, Any]:
         "nonce": "1",
         "signature": "0x00",
         "environment": "env",
-        "dataset": {"documentId": "did:op:1", "serviceId": "s", "transferTxId": "0xtx"},
-        "algorithm": {"documentId": "did:op:2", "serviceId": "s", "transferTxId": "0xtx"},
+        "dataset": {"documentId": "did:op:1", "serviceId": "s", "transferTxId": TX},
+        "algorithm": {"documentId": "did:op:2", "serviceId": "s", "transferTxId": TX},
         **fields,
     }
 
@@ -153,7 +154,7 @@ def _start_body(**fields: Any) -> dict[str, Any]:
                 dataset={
                     "documentId": "did:op:1",
                     "serviceId": "s",
-                    "transferTxId": "0xtx",
+                    "transferTxId": TX,
                     "userdata": DEEP_TEXT,
                 }
             ),
@@ -164,7 +165,7 @@ def _start_body(**fields: Any) -> dict[str, Any]:
                 algorithm={
                     "documentId": "did:op:2",
                     "serviceId": "s",
-                    "transferTxId": "0xtx",
+                    "transferTxId": TX,
                     "algocustomdata": DEEP_TEXT,
                 }
             ),

@@ -30,7 +30,7 @@ from tests.api.helpers import (
     engine_job,
     raw_algorithm,
 )
-from tests.conftest import DATASET_DID, Consumer
+from tests.conftest import DATASET_DID, TX, Consumer
 
 ROUTES = ("start", "status", "stop", "delete", "result")
 AUTH_REFUSALS = {"signature_reused", "nonce_too_low", "signature_invalid"}
@@ -72,7 +72,7 @@ def _send(client: FlaskClient, route: str, params: dict[str, Any]) -> TestRespon
             "dataset": {
                 "documentId": params["documentId"],
                 "serviceId": "compute-1",
-                "transferTxId": "0xtx",
+                "transferTxId": TX,
             },
             "algorithm": raw_algorithm(),
         }

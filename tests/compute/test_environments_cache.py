@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from ocean_provider.auth.order_ledger import SqliteOrderLedger
 from ocean_provider.compute.service import ComputeService
-from tests.conftest import CHAIN_ID, FakeDdoResolver, FakeOrderVerifier
+from tests.conftest import CHAIN_ID, FakeDdoResolver, FakeFeeIssuer, FakeOrderVerifier
 
 
 class CountingBackend:
@@ -17,13 +19,15 @@ class CountingBackend:
         return [{"id": "env", "currentJobs": self.calls}]
 
 
-def test_environments_are_cached_for_the_ttl() -> None:
+def test_environments_are_cached_for_the_ttl(tmp_path: Path) -> None:
     backend = CountingBackend()
     now = [100.0]
     service = ComputeService(
         backend,  # type: ignore[arg-type]  # only environments() is used here
         FakeDdoResolver({}),
         FakeOrderVerifier(),
+        FakeFeeIssuer(),
+        SqliteOrderLedger(tmp_path / "orders.db"),
         chain_ids=[CHAIN_ID],
         fee_tokens={CHAIN_ID: "0x" + "f" * 40},
         metadata_uri=None,

@@ -26,6 +26,7 @@ from tests.conftest import (
     ALGO_DID,
     DATASET_DID,
     PROVIDER_KEY,
+    TX,
     Consumer,
     FakeDdoResolver,
     FakeOrderVerifier,
@@ -108,7 +109,7 @@ def test_raw_algorithm_runs_and_its_output_downloads(
 
     job = _wait_finished(provider, consumer, started["jobId"])
     assert (job["status"], job["statusText"]) == (70, "Job completed"), job
-    assert job["inputDID"] == [DATASET_DID] and job["agreementId"] == "0xtx"
+    assert job["inputDID"] == [DATASET_DID] and job["agreementId"] == TX
     names = {r["filename"]: r for r in job["results"]}
     assert set(names) == {"sum.txt", "algorithm.log", "configure.log"}
     assert len(job["resultsUrls"]) == 1 and "index=" in job["resultsUrls"][0]
