@@ -66,6 +66,7 @@ def create_app(
         ledger or _order_ledger(settings, redis_client),
         chain_ids=settings.chain_ids,
         fee_tokens=settings.provider_fee_token,
+        consumer_addresses=settings.provider_addresses,
         metadata_uri=settings.aquarius_url,
     )
     app.extensions[EXTENSION] = ProviderContext(

@@ -190,6 +190,10 @@ def load_provider_settings(
     if level not in LOG_LEVELS:
         raise ConfigurationError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
     fee_token = src.get("PROVIDER_FEE_TOKEN")
+    fee_tokens = per_chain("PROVIDER_FEE_TOKEN", fee_token, chain_id) if fee_token else {}
+    address_file = src.get("ADDRESS_FILE")
+    if address_file:
+        fee_tokens = {**ocean_tokens(Path(address_file)), **fee_tokens}
     return ProviderSettings(
         chain_rpc=rpc,
         provider_keys=keys,
@@ -204,12 +208,26 @@ def load_provider_settings(
         log_level=level,
         status_access=_status_access(src),
         max_request_bytes=int(src.number("MAX_REQUEST_BYTES", 1 << 20, minimum=1024)),
-        provider_fee_token=per_chain("PROVIDER_FEE_TOKEN", fee_token, chain_id)
-        if fee_token
-        else {},
+        provider_fee_token=fee_tokens,
         order_confirmations=int(src.number("BLOCK_CONFIRMATIONS", 0)),
         order_wait=src.number("ORDER_WAIT", 3.0),
     )
+
+
+def ocean_tokens(path: Path) -> dict[int, str]:
+    """The Ocean token of each chain in an ``address.json`` (ocean-contracts' format):
+    the default fee token where ``PROVIDER_FEE_TOKEN`` names none."""
+    try:
+        networks = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise ConfigurationError(f"ADDRESS_FILE {path} is not a readable JSON file") from None
+    tokens: dict[int, str] = {}
+    for entry in networks.values() if isinstance(networks, dict) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("chainId"), int):
+            ocean = entry.get("Ocean")
+            if isinstance(ocean, str):
+                tokens[entry["chainId"]] = ocean
+    return tokens
 
 
 def _status_access(src: _Source) -> StatusAccess:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,21 @@ def test_secrets_are_not_in_error_messages() -> None:
     with pytest.raises(ConfigurationError) as caught:
         load_provider_settings({**BASE, "PROVIDER_PRIVATE_KEY": bad_key}, config_path=None)
     assert bad_key not in str(caught.value)
+
+
+def test_fee_token_defaults_to_the_address_files_ocean(tmp_path: Path) -> None:
+    address_file = tmp_path / "address.json"
+    address_file.write_text(
+        json.dumps(
+            {
+                "development": {"chainId": 8996, "Ocean": "0x" + "0a" * 20},
+                "other": {"chainId": 5, "Ocean": "0x" + "0b" * 20},
+            }
+        )
+    )
+    settings = load_provider_settings({**BASE, "ADDRESS_FILE": str(address_file)}, None)
+    assert settings.provider_fee_token[8996] == "0x" + "0a" * 20
+    named = {**BASE, "ADDRESS_FILE": str(address_file), "PROVIDER_FEE_TOKEN": "0x" + "0c" * 20}
+    assert load_provider_settings(named, None).provider_fee_token[8996] == "0x" + "0c" * 20
+    with pytest.raises(ConfigurationError, match="ADDRESS_FILE"):
+        load_provider_settings({**BASE, "ADDRESS_FILE": str(tmp_path / "none.json")}, None)

@@ -7,6 +7,7 @@ here, so a foreign job looks exactly like a missing one.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ from ocean_provider.errors import (
 from ocean_provider.wire.jobs import OperatorJob
 
 log = logging.getLogger(__name__)
+ZERO_ADDRESS = "0x" + "0" * 40
+ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 # Environments are asked for by every UI refresh; the engine is asked at most this often
 # per chain and worker (their currentJobs may lag by as much).
 ENVIRONMENTS_TTL = 2.0
@@ -59,6 +62,7 @@ class ComputeService:
         *,
         chain_ids: list[int],
         fee_tokens: Mapping[int, str],
+        consumer_addresses: Mapping[int, str],
         metadata_uri: str | None,
         environments_ttl: float = ENVIRONMENTS_TTL,
         clock: Callable[[], float] = time.monotonic,
@@ -72,6 +76,7 @@ class ComputeService:
         self._wall_clock = wall_clock
         self._chain_ids = chain_ids
         self._fee_tokens = fee_tokens
+        self._consumer_addresses = consumer_addresses
         self._metadata_uri = metadata_uri
         self._environments_ttl = environments_ttl
         self._clock = clock
@@ -93,8 +98,17 @@ class ComputeService:
         if cached is not None and cached[0] > now:
             return cached[1]
         envs = self.backend.environments(chain_id)
-        token = self._fee_tokens.get(chain_id, "0x" + "0" * 40)
-        announced = [{**env, "feeToken": env.get("feeToken") or token} for env in envs]
+        token = self._fee_tokens.get(chain_id, ZERO_ADDRESS)
+        consumer = self._consumer_addresses.get(chain_id, ZERO_ADDRESS)
+        announced = [
+            {
+                **env,
+                "feeToken": _set(env.get("feeToken")) or token,
+                # the address orders name as consumer: the engine's own, else this Provider's
+                "consumerAddress": _set(env.get("consumerAddress")) or consumer,
+            }
+            for env in envs
+        ]
         self._announced[chain_id] = (now + self._environments_ttl, announced)
         return announced
 
@@ -350,6 +364,13 @@ class _FeeRequest:
     tx_id: str | None
     resource: str
     charged: bool  # the first dataset carries the environment's price; the rest are free
+
+
+def _set(address: object) -> str | None:
+    """An address an engine announced, or None when it gave none or the zero address."""
+    if isinstance(address, str) and ADDRESS.fullmatch(address) and int(address, 16) != 0:
+        return address
+    return None
 
 
 def _owned(signer: str, jobs: list[OperatorJob]) -> list[OperatorJob]:

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import requests_mock as rm
+from eth_account import Account
 from flask.testing import FlaskClient
 
 from ocean_provider.auth.signing import verify_signature
@@ -82,9 +83,21 @@ def test_nonce_endpoint(client: FlaskClient, consumer: Consumer, engine: rm.Mock
     assert client.head("/api/services/nonce?userAddress=" + consumer.address).status_code == 405
 
 
+def test_an_environment_without_its_address_announces_the_providers(
+    client: FlaskClient, engine: rm.Mocker
+) -> None:
+    unnamed = [dict(ENVIRONMENT, consumerAddress="0x" + "0" * 40), dict(ENVIRONMENT, id="b")]
+    del unnamed[1]["consumerAddress"]
+    engine.get(ENGINE_ENVS, json=unnamed)
+    listed = client.get("/api/services/computeEnvironments?chainId=8996").get_json()
+    provider = Account.from_key(PROVIDER_KEY).address
+    assert [env["consumerAddress"] for env in listed] == [provider, provider]
+
+
 def test_environments_list_and_by_chain(client: FlaskClient, envs: None) -> None:
     listed = client.get("/api/services/computeEnvironments?chainId=8996").get_json()
     assert listed[0]["id"] == "ocean-compute" and listed[0]["feeToken"] == "0x" + "0" * 40
+    assert listed[0]["consumerAddress"] == "0x" + "c" * 40  # the engine's own, kept
     by_chain = client.get("/api/services/computeEnvironments").get_json()
     assert list(by_chain) == ["8996"] and by_chain["8996"][0]["maxJobs"] == 2
     unknown = client.get("/api/services/computeEnvironments?chainId=1")

@@ -16,7 +16,12 @@ from ocean_provider.chain.orders import ChainOrderVerifier
 from ocean_provider.chain.reads import ChainReader
 from ocean_provider.chain.rpc import Chains
 from ocean_provider.compute.interfaces import Asset
-from ocean_provider.devnet.assets import NO_CONSUME_MARKET_FEE, provider_fee_args, reuse_order
+from ocean_provider.devnet.assets import (
+    NO_CONSUME_MARKET_FEE,
+    approve,
+    provider_fee_args,
+    reuse_order,
+)
 from ocean_provider.devnet.contracts import contract_at
 from ocean_provider.errors import ChainNotSupported, ChainUnavailable, ComputeRefused
 from tests.chain.conftest import CHAIN, Market, datatoken_of
@@ -182,6 +187,35 @@ def test_unknown_transaction_fails_fast(market: Market) -> None:
     assert time.monotonic() - started < 5  # bounded by receipt_wait, not a 120 s wait
 
 
+def test_pending_transaction_fails_fast_with_its_own_code(market: Market) -> None:
+    w3 = market.chain.w3
+    fee = market.fee()
+    dt_address = datatoken_of(market.asset)
+    amount = int(fee["providerFeeAmount"])
+    approve(w3, fee["providerFeeToken"], market.chain.consumer_key, dt_address, amount)
+    w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        dt = contract_at(w3, "ERC20Template", dt_address)
+        call = dt.functions.startOrder(
+            market.chain.consumer, 1, provider_fee_args(fee), NO_CONSUME_MARKET_FEE
+        )
+        tx = _send(
+            w3,
+            market.chain.consumer_key,
+            wait=False,
+            gas=400_000,
+            to=dt.address,
+            data=call._encode_transaction_data(),
+        )
+        started = time.monotonic()
+        assert refusal(market, tx) == "order_pending"
+        assert time.monotonic() - started < 5
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+        w3.provider.make_request("evm_mine", [])
+    assert market.verify(tx).tx_id == tx  # once mined, the same order is fine
+
+
 def test_failed_transaction(market: Market) -> None:
     w3 = market.chain.w3
     fee = market.fee()
@@ -251,7 +285,7 @@ def _request(market: Market, tx: str) -> dict[str, Any]:
     }
 
 
-def _send(w3: Web3, key: str, gas: int = 200_000, **fields: Any) -> Any:
+def _send(w3: Web3, key: str, gas: int = 200_000, wait: bool = True, **fields: Any) -> Any:
     """A raw transaction with a fixed gas limit (so a reverting call is still mined)."""
     sender = Account.from_key(key)
     tx = {
@@ -264,5 +298,5 @@ def _send(w3: Web3, key: str, gas: int = 200_000, **fields: Any) -> Any:
         "value": 0,
         **fields,
     }
-    signed = sender.sign_transaction(tx)
-    return w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
+    sent = w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
+    return w3.eth.wait_for_transaction_receipt(sent) if wait else sent.to_0x_hex()

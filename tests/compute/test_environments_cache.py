@@ -30,6 +30,7 @@ def test_environments_are_cached_for_the_ttl(tmp_path: Path) -> None:
         SqliteOrderLedger(tmp_path / "orders.db"),
         chain_ids=[CHAIN_ID],
         fee_tokens={CHAIN_ID: "0x" + "f" * 40},
+        consumer_addresses={CHAIN_ID: "0x" + "e" * 40},
         metadata_uri=None,
         environments_ttl=2.0,
         clock=lambda: now[0],
