@@ -13,6 +13,7 @@ from __future__ import annotations
 import configparser
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,17 @@ from ocean_provider.auth.status_access import StatusAccess
 from ocean_provider.errors import ConfigurationError
 
 DEFAULT_CONFIG = Path("config.ini")
+ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class OceanContracts:
+    """One chain's entry of an ``address.json``: what the Provider reads there."""
+
+    ocean: str | None
+    factory: str | None  # ERC721Factory: the NFTs it created are the assets
+    start_block: int
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,13 @@ class ProviderSettings:
     provider_fee_token: Mapping[int, str] = field(default_factory=dict)
     order_confirmations: int = 0
     order_wait: float = 3.0
+    contracts: Mapping[int, OceanContracts] = field(default_factory=dict)
+    authorized_decrypters: tuple[str, ...] = ()
+    ddo_source: str = "chain"  # or "aquarius"
+    ipfs_gateway: str = "https://ipfs.io"
+    arweave_gateway: str = "https://arweave.net"
+    max_checksum_bytes: int = 5 << 20
+    allow_private_downloads: bool = False
     # derived once here, never per request
     chain_ids: list[int] = field(init=False)
     provider_addresses: Mapping[int, str] = field(init=False)
@@ -192,8 +210,14 @@ def load_provider_settings(
     fee_token = src.get("PROVIDER_FEE_TOKEN")
     fee_tokens = per_chain("PROVIDER_FEE_TOKEN", fee_token, chain_id) if fee_token else {}
     address_file = src.get("ADDRESS_FILE")
-    if address_file:
-        fee_tokens = {**ocean_tokens(Path(address_file)), **fee_tokens}
+    contracts = read_address_file(Path(address_file)) if address_file else {}
+    oceans = {chain: c.ocean for chain, c in contracts.items() if c.ocean}
+    fee_tokens = {**oceans, **fee_tokens}
+    ddo_source = (src.get("DDO_SOURCE", "chain") or "chain").lower()
+    if ddo_source not in ("chain", "aquarius"):
+        raise ConfigurationError("DDO_SOURCE must be chain or aquarius")
+    if ddo_source == "aquarius" and not src.get("AQUARIUS_URL"):
+        raise ConfigurationError("DDO_SOURCE=aquarius needs AQUARIUS_URL")
     return ProviderSettings(
         chain_rpc=rpc,
         provider_keys=keys,
@@ -211,23 +235,52 @@ def load_provider_settings(
         provider_fee_token=fee_tokens,
         order_confirmations=int(src.number("BLOCK_CONFIRMATIONS", 0)),
         order_wait=src.number("ORDER_WAIT", 3.0),
+        contracts=contracts,
+        authorized_decrypters=_addresses(src, "AUTHORIZED_DECRYPTERS"),
+        ddo_source=ddo_source,
+        ipfs_gateway=_check_url("IPFS_GATEWAY", src.get("IPFS_GATEWAY", "https://ipfs.io")) or "",
+        arweave_gateway=_check_url(
+            "ARWEAVE_GATEWAY", src.get("ARWEAVE_GATEWAY", "https://arweave.net")
+        )
+        or "",
+        max_checksum_bytes=int(src.number("MAX_CHECKSUM_LENGTH", 5 << 20)),
+        allow_private_downloads=src.flag("ALLOW_PRIVATE_DOWNLOADS"),
     )
 
 
-def ocean_tokens(path: Path) -> dict[int, str]:
-    """The Ocean token of each chain in an ``address.json`` (ocean-contracts' format):
-    the default fee token where ``PROVIDER_FEE_TOKEN`` names none."""
+def read_address_file(path: Path) -> dict[int, OceanContracts]:
+    """Each chain's Ocean token, ERC721Factory and start block in an ``address.json``
+    (ocean-contracts' format: ``{"<network>": {"chainId", "Ocean", "ERC721Factory",
+    "startBlock", ...}}``)."""
     try:
         networks = json.loads(path.read_text())
     except (OSError, ValueError):
         raise ConfigurationError(f"ADDRESS_FILE {path} is not a readable JSON file") from None
-    tokens: dict[int, str] = {}
+    contracts: dict[int, OceanContracts] = {}
     for entry in networks.values() if isinstance(networks, dict) else []:
-        if isinstance(entry, dict) and isinstance(entry.get("chainId"), int):
-            ocean = entry.get("Ocean")
-            if isinstance(ocean, str):
-                tokens[entry["chainId"]] = ocean
-    return tokens
+        if not isinstance(entry, dict) or not isinstance(entry.get("chainId"), int):
+            continue
+        ocean, factory = entry.get("Ocean"), entry.get("ERC721Factory")
+        start = entry.get("startBlock")
+        contracts[entry["chainId"]] = OceanContracts(
+            ocean=ocean if isinstance(ocean, str) else None,
+            factory=factory if isinstance(factory, str) else None,
+            start_block=start if isinstance(start, int) and start >= 0 else 0,
+        )
+    return contracts
+
+
+def _addresses(src: _Source, name: str) -> tuple[str, ...]:
+    """A JSON list of addresses (empty when unset)."""
+    text = src.get(name)
+    if not text:
+        return ()
+    value = parse_json_setting(name, text)
+    if not isinstance(value, list) or not all(
+        isinstance(a, str) and ADDRESS.fullmatch(a) for a in value
+    ):
+        raise ConfigurationError(f"{name} must be a JSON list of addresses")
+    return tuple(value)
 
 
 def _status_access(src: _Source) -> StatusAccess:

@@ -48,9 +48,10 @@ class EventSpec:
 
 
 @cache
-def event(name: str) -> EventSpec:
-    """The spec of a datatoken event (``OrderStarted``, ``ProviderFee``, ``OrderReused``)."""
-    for item in abi(DATATOKEN_ABI):
+def event(name: str, contract: str = DATATOKEN_ABI) -> EventSpec:
+    """The spec of an event of ``contract`` (by default the datatoken's: ``OrderStarted``,
+    ``ProviderFee``, ``OrderReused``; ``ERC721Template``: ``MetadataCreated``, ...)."""
+    for item in abi(contract):
         if item.get("type") == "event" and item.get("name") == name:
             inputs = item["inputs"]
             signature = f"{name}({','.join(i['type'] for i in inputs)})"

@@ -45,6 +45,31 @@ class DdoResolver(Protocol):
 
 
 @dataclass(frozen=True)
+class AlgorithmChecksums:
+    """What ``publisherTrustedAlgorithms`` entries pin: sha256 hex of each of the
+    algorithm's files, concatenated, and sha256 hex of entrypoint + container checksum."""
+
+    files: str
+    container: str
+
+
+class AssetFiles(Protocol):
+    def algorithm_checksums(self, asset: Asset, service_id: str) -> AlgorithmChecksums:
+        """Fetch the algorithm's files (SSRF-safe, bounded) and hash them; raise
+        ComputeRefused("algorithm", "file_unavailable") when that cannot be done."""
+
+
+class Documents(Protocol):
+    """``POST /encrypt`` and ``POST /decrypt``: ECIES to and from this Provider's key."""
+
+    def encrypt(self, chain_id: int, plain: bytes) -> str:
+        """``0x`` hex of the ciphertext for the chain's provider key."""
+
+    def decrypt(self, signer: str, request: Any) -> bytes:
+        """The plain document, after every check of the reference's decrypt route."""
+
+
+@dataclass(frozen=True)
 class VerifiedOrder:
     """An order that passed every check, with the provider fee it paid."""
 

@@ -1,0 +1,1 @@
+"""Assets: DDOs (on chain or from Aquarius), ECIES to the provider key, service files."""
