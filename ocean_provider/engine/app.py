@@ -16,7 +16,6 @@ from ocean_provider.engine.environments import (
     parse_environments,
     parse_runtimes,
 )
-from ocean_provider.engine.fetch import FetchPolicy, SafeFetcher
 from ocean_provider.engine.provision import Provisioner
 from ocean_provider.engine.replay import ReplayCache
 from ocean_provider.engine.sandbox import sandbox_available
@@ -24,6 +23,7 @@ from ocean_provider.engine.sandbox_limits import remove_stale_cgroups
 from ocean_provider.engine.store import JobStore
 from ocean_provider.engine.worker import Scheduler, WorkerConfig
 from ocean_provider.errors import ConfigurationError
+from ocean_provider.fetch.fetcher import FetchPolicy, SafeFetcher
 from ocean_provider.web.error_handlers import register_error_handlers
 from ocean_provider.web.json_provider import BoundedJSONProvider
 

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from ocean_provider.engine.environments import Runtime, runtime_for
-from ocean_provider.engine.fetch import SafeFetcher
-from ocean_provider.engine.fetch_request import FetchError, FetchTooLarge
 from ocean_provider.engine.requests import Workflow, WorkflowAlgorithm, WorkflowInput
 from ocean_provider.engine.sandbox_runtime import PlacedRuntime, place_runtime
 from ocean_provider.engine.sandbox_types import RuntimeMount
+from ocean_provider.fetch.fetcher import SafeFetcher
+from ocean_provider.fetch.request import FetchError, FetchTooLarge
 from ocean_provider.wire.fields import Container
 from ocean_provider.wire.jobs import JobStatus
 

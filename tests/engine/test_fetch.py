@@ -1,4 +1,4 @@
-"""Tests for ocean_provider.engine.fetch against real local HTTP(S) servers.
+"""Tests for ocean_provider.fetch.fetcher against real local HTTP(S) servers.
 
 All traffic goes to 127.0.0.1 only; non-public literals are checked without
 ever opening a connection.
@@ -29,8 +29,8 @@ import pytest
 from urllib3.response import HTTPResponse
 
 from ocean_provider.devnet.ports import free_port
-from ocean_provider.engine import fetch
-from ocean_provider.engine.fetch import (
+from ocean_provider.fetch import fetcher as fetch
+from ocean_provider.fetch.fetcher import (
     CHUNK_SIZE,
     FetchPolicy,
     IPAddress,
@@ -38,7 +38,7 @@ from ocean_provider.engine.fetch import (
     is_public_address,
     vet_host,
 )
-from ocean_provider.engine.fetch_request import FetchError, Target
+from ocean_provider.fetch.request import FetchError, Target
 
 FILE_BYTES = bytes(range(256)) * 1024  # 256 KiB: several 64 KiB chunks
 SECRET_QUERY = "q-s3cret-7f3a"

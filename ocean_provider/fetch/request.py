@@ -1,6 +1,6 @@
 """What may be fetched: Ocean "url" file objects, URLs, headers and redirects, validated.
 
-Pure functions over the request; no I/O. ``fetch.py`` does the network part.
+Pure functions over the request; no I/O. ``fetcher.py`` does the network part.
 Reasons in ``FetchError`` never include query strings, header values or
 credentials.
 """

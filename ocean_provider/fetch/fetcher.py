@@ -37,7 +37,7 @@ from urllib3.exceptions import (
 )
 from urllib3.response import BaseHTTPResponse
 
-from ocean_provider.engine.fetch_request import (
+from ocean_provider.fetch.request import (
     REDIRECT_CODES,
     FetchError,
     FetchRequest,
