@@ -1,16 +1,18 @@
-"""SSRF-safe download of Ocean "url" file objects to local disk.
+"""SSRF-safe download of Ocean "url" file objects: to local disk, or hashed on the fly.
 
 Every hop (including redirects) resolves the hostname once, rejects
 non-public addresses, and connects to the vetted IP directly, so DNS
 rebinding between the check and the connection is impossible. For HTTPS
 the TLS handshake still uses (and verifies) the original hostname.
 
-Error reasons and log lines never include query strings, header values or
-credentials.
+Error reasons never include the URL, its query string, header values or
+credentials; log lines name a host only at DEBUG (a decrypted file URL, even
+its host, is the publisher's secret).
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import os
@@ -18,12 +20,12 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, TypeAlias
+from typing import Any, TypeAlias
 
 import certifi
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, Timeout
@@ -126,7 +128,7 @@ def vet_host(host: str, port: int, allow_private: bool) -> list[IPAddress]:
     if not addresses:
         raise FetchError("could not resolve host")
     if not allow_private and not all(map(is_public_address, addresses)):
-        logger.warning("refusing non-public destination for host %s", host)
+        logger.warning("refusing a non-public destination address")
         raise FetchError("destination address not allowed")
     return addresses
 
@@ -168,6 +170,31 @@ class SafeFetcher:
         ``cancel`` ends it between reads; ``max_bytes`` lowers the policy's cap.
         Raises :class:`FetchError`.
         """
+        target = Path(dest)
+        return self._fetch(
+            file_object, cancel, max_bytes, lambda body: _write_atomically(body, target)
+        )
+
+    def sha256(
+        self,
+        file_object: Mapping[str, Any],
+        cancel: threading.Event | None = None,
+        max_bytes: int | None = None,
+    ) -> str:
+        """The lowercase sha256 hex digest of the body, hashed as it arrives (nothing is
+        stored), under the same limits as :meth:`fetch_to`. Raises :class:`FetchError`."""
+        digest = hashlib.sha256()
+        self._fetch(file_object, cancel, max_bytes, lambda body: _feed(body, digest.update))
+        return digest.hexdigest()
+
+    def _fetch(
+        self,
+        file_object: Mapping[str, Any],
+        cancel: threading.Event | None,
+        max_bytes: int | None,
+        consume: Callable[[Iterator[bytes]], int],
+    ) -> int:
+        """Open the file object's final response and hand its capped chunks to ``consume``."""
         if self._closed:
             raise RuntimeError("SafeFetcher is closed")
         request = build_request(file_object)
@@ -176,11 +203,11 @@ class SafeFetcher:
         try:
             with self._open_final(request, budget) as response:
                 _check_content_length(response, cap)
-                written = _write_atomically(response, Path(dest), cap, budget)
+                count = consume(_capped_chunks(response, cap, budget))
         except HTTPError as exc:
             raise _map_transport_error(exc) from None
-        logger.info("fetched %d bytes from %s", written, request.target.origin)
-        return written
+        logger.debug("fetched %d bytes from %s", count, request.target.origin)
+        return count
 
     @contextmanager
     def _open_final(self, request: FetchRequest, budget: _Budget) -> Iterator[BaseHTTPResponse]:
@@ -234,7 +261,7 @@ class SafeFetcher:
                 pool.close()
                 raise
             return pool, response
-        logger.warning("could not connect to %s", target.origin)
+        logger.debug("could not connect to %s", target.origin)
         if last_error is None:  # unreachable: vet_host never returns []
             raise FetchError("could not resolve host")
         raise _map_transport_error(last_error) from None
@@ -259,10 +286,8 @@ class SafeFetcher:
         )
 
 
-def _write_atomically(
-    response: BaseHTTPResponse, dest: Path, max_bytes: int, budget: _Budget
-) -> int:
-    """Stream ``response`` into a temp file beside ``dest``, then rename it.
+def _write_atomically(body: Iterator[bytes], dest: Path) -> int:
+    """Stream ``body`` into a temp file beside ``dest``, then rename it.
 
     The temp file is removed on any failure; local I/O errors become FetchError.
     """
@@ -272,7 +297,7 @@ def _write_atomically(
         tmp_path = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out:
-                written = _copy_capped(response, out, max_bytes, budget)
+                written = _feed(body, out.write)
             os.chmod(tmp_path, 0o644)
             os.replace(tmp_path, dest)
         except BaseException:
@@ -284,20 +309,28 @@ def _write_atomically(
     return written
 
 
-def _copy_capped(response: BaseHTTPResponse, out: BinaryIO, max_bytes: int, budget: _Budget) -> int:
-    """Copy the body as it arrives, failing once more than ``max_bytes`` arrive.
+def _capped_chunks(response: BaseHTTPResponse, max_bytes: int, budget: _Budget) -> Iterator[bytes]:
+    """The body as it arrives, failing once more than ``max_bytes`` arrive.
 
     ``read1`` returns what one read brings (at most CHUNK_SIZE), so a server
     that trickles bytes still meets the budget check between reads.
     """
-    written = 0
+    read = 0
     while chunk := response.read1(CHUNK_SIZE, decode_content=True):
-        written += len(chunk)
-        if written > max_bytes:
+        read += len(chunk)
+        if read > max_bytes:
             raise FetchTooLarge()
         budget.check()
-        out.write(chunk)
-    return written
+        yield chunk
+
+
+def _feed(body: Iterator[bytes], sink: Callable[[bytes], object]) -> int:
+    """Hand each chunk to ``sink``; return how many bytes went."""
+    count = 0
+    for chunk in body:
+        sink(chunk)
+        count += len(chunk)
+    return count
 
 
 def _check_content_length(response: BaseHTTPResponse, max_bytes: int) -> None:

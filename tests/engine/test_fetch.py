@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import logging
 import shutil
 import socket
@@ -386,6 +387,57 @@ def test_streams_in_bounded_chunks(
     make_fetcher().fetch_to(_file(_url(server, "/stream?n=1048576")), tmp_path / "o")
     assert sum(sizes) == 1 << 20
     assert len(sizes) >= 16 and max(sizes) <= CHUNK_SIZE
+
+
+# --- hashing without storing ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/file", "/stream?n=200000", "/redirect"])
+def test_sha256_hashes_the_body_and_stores_nothing(
+    server: _Server, make_fetcher: Callable[..., SafeFetcher], tmp_path: Path, path: str
+) -> None:
+    body = FILE_BYTES if path != "/stream?n=200000" else _streamed(200000)
+    assert make_fetcher().sha256(_file(_url(server, path))) == hashlib.sha256(body).hexdigest()
+    _assert_nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("path", "overrides", "reason"),
+    [
+        ("/file", {"max_bytes": 1000}, "file exceeds size limit"),
+        ("/stream?n=3000", {"max_bytes": 2999}, "file exceeds size limit"),
+        ("/file", {"allow_private": False}, "destination address not allowed"),
+        ("/missing", {}, "remote returned HTTP 404"),
+        ("/trickle", {"read_timeout": 1, "total_timeout": 0.3}, "download took too long"),
+    ],
+)
+def test_sha256_keeps_every_limit(
+    server: _Server,
+    make_fetcher: Callable[..., SafeFetcher],
+    path: str,
+    overrides: dict[str, Any],
+    reason: str,
+) -> None:
+    with pytest.raises(FetchError) as excinfo:
+        make_fetcher(**overrides).sha256(_file(_url(server, path)))
+    assert excinfo.value.reason == reason
+
+
+def test_sha256_max_bytes_lowers_the_policy_cap(
+    server: _Server, make_fetcher: Callable[..., SafeFetcher]
+) -> None:
+    with pytest.raises(FetchError, match="file exceeds size limit"):
+        make_fetcher().sha256(_file(_url(server, "/file")), max_bytes=len(FILE_BYTES) - 1)
+
+
+def _streamed(total: int) -> bytes:
+    """What ``/stream?n=total`` sends: FILE_BYTES' head in CHUNK_SIZE parts."""
+    parts, sent = [], 0
+    while sent < total:
+        part = FILE_BYTES[: min(CHUNK_SIZE, total - sent)]
+        parts.append(part)
+        sent += len(part)
+    return b"".join(parts)
 
 
 # --- address checks ----------------------------------------------------------
