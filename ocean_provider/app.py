@@ -10,6 +10,7 @@ from flask_cors import CORS
 
 from ocean_provider.api.compute import bp as compute_bp
 from ocean_provider.api.context import EXTENSION, ProviderContext
+from ocean_provider.api.documents import bp as documents_bp
 from ocean_provider.api.info import nonces as nonces_bp
 from ocean_provider.api.info import root as root_bp
 from ocean_provider.auth.authenticator import RequestAuthenticator
@@ -22,12 +23,14 @@ from ocean_provider.chain.rpc import Chains
 from ocean_provider.compute.interfaces import (
     ComputeBackend,
     DdoResolver,
+    Documents,
     FeeIssuer,
     OrderVerifier,
     UnavailableDdoResolver,
 )
 from ocean_provider.compute.service import ComputeService
 from ocean_provider.config import ProviderSettings
+from ocean_provider.ddo.documents import ChainDocuments
 from ocean_provider.operator.client import OperatorClient
 from ocean_provider.web.error_handlers import register_error_handlers
 from ocean_provider.web.json_provider import BoundedJSONProvider
@@ -46,6 +49,7 @@ def create_app(
     fees: FeeIssuer | None = None,
     nonces: NonceStore | None = None,
     ledger: OrderLedger | None = None,
+    documents: Documents | None = None,
 ) -> Flask:
     """Build the Provider app; tests pass fakes for the chain-facing parts."""
     app = Flask(__name__)
@@ -53,10 +57,11 @@ def create_app(
     app.json = BoundedJSONProvider(app)
     app.json.sort_keys = False
     CORS(app)
-    if orders is None or fees is None:
-        reader = _chain_reader(settings)
+    if orders is None or fees is None or documents is None:
+        reader = _chain_reader(settings)  # one per app: its caches serve every chain part
         orders = orders or ChainOrderVerifier(reader, settings.provider_addresses)
         fees = fees or ChainFeeIssuer(reader, settings.provider_keys)
+        documents = documents or _chain_documents(settings, reader)
     redis_client = _redis(settings)
     compute = ComputeService(
         backend if backend is not None else _operator_client(settings),
@@ -73,10 +78,12 @@ def create_app(
         settings=settings,
         auth=RequestAuthenticator(nonces or _nonce_store(settings, redis_client)),
         compute=compute,
+        documents=documents,
     )
     app.register_blueprint(root_bp)
     app.register_blueprint(compute_bp, url_prefix=SERVICES_PREFIX)
     app.register_blueprint(nonces_bp, url_prefix=SERVICES_PREFIX)
+    app.register_blueprint(documents_bp, url_prefix=SERVICES_PREFIX)
     register_error_handlers(app)
     return app
 
@@ -100,6 +107,15 @@ def _chain_reader(settings: ProviderSettings) -> ChainReader:
     chains = Chains(settings.chain_rpc, timeout=settings.request_timeout)
     return ChainReader(
         chains, confirmations=settings.order_confirmations, receipt_wait=settings.order_wait
+    )
+
+
+def _chain_documents(settings: ProviderSettings, reader: ChainReader) -> ChainDocuments:
+    return ChainDocuments(
+        reader,
+        keys=settings.provider_keys,
+        factories={chain: c.factory for chain, c in settings.contracts.items()},
+        decrypters=settings.authorized_decrypters,
     )
 
 

@@ -201,3 +201,13 @@ class NonceNotFresh(ValidationFailed):
 
     def __init__(self, detail: str) -> None:
         super().__init__({"nonce": [detail]})
+
+
+class DocumentRefused(ProviderError):
+    """``/encrypt`` or ``/decrypt`` refused the document: status 400 (the request's document,
+    transaction or hash) or 403 (the decrypter or the asset's state), with a stable code."""
+
+    def __init__(self, message: str, *, code: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from flask import current_app, request
 
 from ocean_provider.auth.authenticator import RequestAuthenticator
+from ocean_provider.compute.interfaces import Documents
 from ocean_provider.compute.service import ComputeService
 from ocean_provider.config import ProviderSettings
 
@@ -18,6 +19,7 @@ class ProviderContext:
     settings: ProviderSettings
     auth: RequestAuthenticator
     compute: ComputeService
+    documents: Documents
     root_body: bytes | None = None  # GET /'s reply, serialised on first use
 
     def base_url(self) -> str:

@@ -16,3 +16,14 @@ def job_message(consumer: str, job_id: str | None, document_id: str | None) -> s
 def result_message(consumer: str, job_id: str, index: int) -> str:
     """GET /computeResult: consumerAddress + jobId + index."""
     return f"{consumer}{job_id}{index}"
+
+
+def decrypt_message(
+    decrypter: str, chain_id: int, transaction_id: str | None, data_nft: str
+) -> str:
+    """POST /decrypt: (transactionId, else dataNftAddress) + decrypterAddress + chainId.
+
+    As the reference's ``validate_decrypt_signature`` builds it and Aquarius signs it
+    (``f"{txid}{address}{chain_id}{nonce}"``); each part as the client sent it.
+    """
+    return f"{transaction_id or data_nft}{decrypter}{chain_id}"

@@ -21,6 +21,7 @@ from ocean_provider.chain.artifacts import abi
 from ocean_provider.chain.rpc import Chains
 
 CACHED_RECEIPTS = 4096
+ZERO_ADDRESS = "0x" + "0" * 40
 Receipt = Mapping[str, Any]
 
 
@@ -58,6 +59,7 @@ class ChainReader:
         self._decimals: dict[tuple[int, str], int] = {}
         self._deployed: set[tuple[int, str, str]] = set()
         self._contracts: dict[tuple[int, str, str], Any] = {}
+        self._factory_nfts: set[tuple[int, str, str]] = set()
 
     def receipt(self, chain_id: int, tx_id: str) -> Receipt:
         """The final receipt of ``tx_id``: one RPC call when the transaction is mined."""
@@ -114,6 +116,28 @@ class ChainReader:
         if deployed:
             self._deployed.add(key)
         return deployed
+
+    def erc721_list(self, chain_id: int, factory: str, nft: str) -> str:
+        """ERC721Factory ``erc721List(nft)``: ``nft`` itself (checksummed) when ``factory``
+        created it, else the zero address (cached once equal: a created NFT stays so)."""
+        key = (chain_id, factory.lower(), nft.lower())
+        if key in self._factory_nfts:
+            return to_checksum_address(nft)
+        lookup = self._contract(chain_id, "ERC721Factory", factory).functions.erc721List(
+            to_checksum_address(nft)
+        )
+        try:
+            listed = str(self.chains.call(chain_id, "erc721List", lambda _: lookup.call()))
+        except ContractLogicError:  # not a factory there: nothing is listed, fail closed
+            return ZERO_ADDRESS
+        if listed.lower() == nft.lower():
+            self._factory_nfts.add(key)
+        return listed
+
+    def metadata_state(self, chain_id: int, nft: str) -> int:
+        """The data NFT's metadata state, ``getMetaData()[2]``; read each time (it changes)."""
+        read = self._contract(chain_id, "ERC721Template", nft).functions.getMetaData()
+        return int(self.chains.call(chain_id, "getMetaData", lambda _: read.call())[2])
 
     def _contract(self, chain_id: int, name: str, address: str) -> Any:
         key = (chain_id, name, address.lower())
