@@ -12,7 +12,7 @@ from flask import Blueprint, Response, request
 from ocean_provider.api.context import context
 from ocean_provider.auth.messages import decrypt_message
 from ocean_provider.compute.document_requests import DecryptRequest, EncryptRequest
-from ocean_provider.web.params import _body_bytes, request_params
+from ocean_provider.web.params import body_bytes, request_params
 from ocean_provider.wire.fields import parse
 
 bp = Blueprint("documents", __name__)
@@ -28,7 +28,7 @@ def _text(body: bytes | str) -> Response:
 def encrypt() -> Response:
     fields = {**request.args.to_dict(), "Content-Type": request.mimetype}  # the header's
     req = parse(EncryptRequest, fields)
-    return _text(context().documents.encrypt(req.chain_id, _body_bytes()))
+    return _text(context().documents.encrypt(req.chain_id, body_bytes()))
 
 
 @bp.post("/decrypt")

@@ -61,12 +61,14 @@ def event(name: str, contract: str = DATATOKEN_ABI) -> EventSpec:
                 indexed=tuple((i["name"], i["type"]) for i in inputs if i["indexed"]),
                 data=tuple((i["name"], i["type"]) for i in inputs if not i["indexed"]),
             )
-    raise LookupError(f"{DATATOKEN_ABI} has no event {name}")
+    raise LookupError(f"{contract} has no event {name}")
 
 
-def events_from(logs: list[Mapping[str, Any]], name: str, emitter: str) -> Iterator[dict[str, Any]]:
-    """Decoded ``name`` events among ``logs`` emitted by ``emitter``, in log order."""
-    spec = event(name)
+def events_from(
+    logs: list[Mapping[str, Any]], name: str, emitter: str, contract: str = DATATOKEN_ABI
+) -> Iterator[dict[str, Any]]:
+    """Decoded ``name`` events of ``contract`` among ``logs`` emitted by ``emitter``, in order."""
+    spec = event(name, contract)
     wanted = emitter.lower()
     for log in logs:
         if str(log.get("address", "")).lower() != wanted:

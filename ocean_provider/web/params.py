@@ -32,7 +32,7 @@ def _query() -> dict[str, Any]:
 
 
 def _json_body() -> dict[str, Any]:
-    raw = _body_bytes()
+    raw = body_bytes()
     if not raw.strip():
         return {}
     try:
@@ -47,7 +47,7 @@ def _json_body() -> dict[str, Any]:
     return body
 
 
-def _body_bytes() -> bytes:
+def body_bytes() -> bytes:
     """The whole body; 413 when it is over the cap, with or without a Content-Length.
 
     Werkzeug refuses an over-long Content-Length, but a chunked body (no length) is cut

@@ -149,7 +149,7 @@ def test_a_failed_engine_call_does_not_burn_the_order(
 def test_two_concurrent_starts_with_one_order(
     provider: Flask, market: Market, buyer: Consumer, engine: rm.Mocker
 ) -> None:
-    engine.post(ENGINE_COMPUTE, json=[engine_job(buyer.address)])
+    engine.post(ENGINE_COMPUTE, json=lambda request, _: [engine_job(request.json()["owner"])])
     friend = Consumer(market.chain.other_consumer_key)
     tx = buy(provider.test_client(), market, consumer=friend.address)  # both may start it
     barrier = threading.Barrier(2)
