@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
@@ -30,7 +31,11 @@ from ocean_provider.compute.interfaces import (
 )
 from ocean_provider.compute.service import ComputeService
 from ocean_provider.config import ProviderSettings
+from ocean_provider.ddo.crypto import ProviderCipher
 from ocean_provider.ddo.documents import ChainDocuments
+from ocean_provider.ddo.files import ServiceFiles
+from ocean_provider.ddo.resolvers import resolver_from_settings
+from ocean_provider.errors import ConfigurationError
 from ocean_provider.operator.client import OperatorClient
 from ocean_provider.web.error_handlers import register_error_handlers
 from ocean_provider.web.json_provider import BoundedJSONProvider
@@ -57,15 +62,24 @@ def create_app(
     app.json = BoundedJSONProvider(app)
     app.json.sort_keys = False
     CORS(app)
-    if orders is None or fees is None or documents is None:
-        reader = _chain_reader(settings)  # one per app: its caches serve every chain part
-        orders = orders or ChainOrderVerifier(reader, settings.provider_addresses)
-        fees = fees or ChainFeeIssuer(reader, settings.provider_keys)
-        documents = documents or _chain_documents(settings, reader)
+    reader = _chain_reader(settings)  # one per app: its caches serve every chain part
+    orders = orders or ChainOrderVerifier(reader, settings.provider_addresses)
+    fees = fees or ChainFeeIssuer(reader, settings.provider_keys)
+    documents = documents or _chain_documents(settings, reader)
+    ciphers = {chain: ProviderCipher(key) for chain, key in settings.provider_keys.items()}
+    files = ServiceFiles(
+        ciphers,
+        ipfs_gateway=settings.ipfs_gateway,
+        arweave_gateway=settings.arweave_gateway,
+        max_checksum_bytes=settings.max_checksum_bytes,
+        allow_private=settings.allow_private_downloads,
+        timeout=settings.request_timeout,
+    )
+    ddos = ddos or _ddo_resolver(settings, reader.chains, ciphers, files)
     redis_client = _redis(settings)
     compute = ComputeService(
         backend if backend is not None else _operator_client(settings),
-        ddos or UnavailableDdoResolver(),
+        ddos,
         orders,
         fees,
         ledger or _order_ledger(settings, redis_client),
@@ -117,6 +131,20 @@ def _chain_documents(settings: ProviderSettings, reader: ChainReader) -> ChainDo
         factories={chain: c.factory for chain, c in settings.contracts.items()},
         decrypters=settings.authorized_decrypters,
     )
+
+
+def _ddo_resolver(
+    settings: ProviderSettings,
+    chains: Chains,
+    ciphers: Mapping[int, ProviderCipher],
+    files: ServiceFiles,
+) -> DdoResolver:
+    """The configured DDO source; without one, a resolver that refuses starts clearly."""
+    try:
+        return resolver_from_settings(settings, chains, ciphers, files)
+    except ConfigurationError as exc:
+        log.warning("%s: compute jobs cannot start until it is set", exc)
+        return UnavailableDdoResolver(str(exc))
 
 
 def _redis(settings: ProviderSettings) -> Any:

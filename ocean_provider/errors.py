@@ -147,11 +147,11 @@ class ComputeRefused(ProviderError):
         self.resource = resource
 
 
-class OrderVerificationUnavailable(ProviderError):
-    """The production wiring has no order verifier or DDO resolver yet."""
+class DdoSourceMissing(ProviderError):
+    """No DDO source is configured (ADDRESS_FILE with the chain's factory, or Aquarius)."""
 
     status = 501
-    code = "orders_unverifiable"
+    code = "ddo_source_missing"
 
 
 class OperatorUnavailable(ProviderError):

@@ -1,9 +1,9 @@
 """Boundaries of the compute service: each a small Protocol the factory wires.
 
-``OrderVerifier`` and ``FeeIssuer`` are the chain's (``ocean_provider.chain``);
-``DdoResolver`` needs a DDO source, and until one lands ``create_app`` wires
-``UnavailableDdoResolver``, which refuses to start jobs with a clear error.
-Fakes live only in tests.
+``OrderVerifier`` and ``FeeIssuer`` are the chain's (``ocean_provider.chain``),
+``DdoResolver``, ``AssetFiles`` and ``Documents`` the assets' (``ocean_provider.ddo``).
+Without a DDO source in the settings, ``create_app`` wires ``UnavailableDdoResolver``,
+which refuses to start jobs with a clear error. Fakes live only in tests.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ocean_provider.errors import OrderVerificationUnavailable
+from ocean_provider.errors import DdoSourceMissing
 from ocean_provider.wire.jobs import OperatorJob
 
 
@@ -159,17 +159,19 @@ class ComputeBackend(Protocol):
     ) -> ResultStream: ...
 
 
-_PENDING = (
-    "starting compute jobs needs on-chain order verification and DDO resolution, "
-    "which this Provider build does not have yet"
-)
-
-
 class UnavailableDdoResolver:
-    """Production placeholder until DDO resolution lands: refuses, never guesses."""
+    """Wired when no DDO source is configured: refuses, never guesses."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
 
     def resolve(self, did: str) -> Asset:
-        raise OrderVerificationUnavailable(_PENDING)
+        raise self._refusal()
 
     def service_files(self, asset: Asset, service_id: str) -> list[dict[str, Any]]:
-        raise OrderVerificationUnavailable(_PENDING)
+        raise self._refusal()
+
+    def _refusal(self) -> DdoSourceMissing:
+        return DdoSourceMissing(
+            f"this Provider cannot resolve DDOs ({self._reason}), so it cannot start jobs"
+        )
