@@ -64,10 +64,24 @@ def make_settings(tmp_path: Path, **overrides: str) -> ProviderSettings:
     return load_provider_settings(environ, config_path=None)
 
 
+DATASET_NFT = "0x" + "d1" * 20
+ALGO_NFT = "0x" + "a1" * 20
+ALGO_OWNER = "0x" + "1" * 40
+ALGO_CONTAINER = {
+    "entrypoint": "python $ALGO",
+    "image": "python",
+    "tag": "3.11",
+    "checksum": "sha256:" + "0" * 64,
+}
+
+
 def dataset_ddo(*, raw_allowed: bool = True, trusted: list[str] | None = None) -> dict[str, Any]:
     return {
         "id": DATASET_DID,
+        "version": "4.1.0",
         "chainId": CHAIN_ID,
+        "nftAddress": DATASET_NFT,
+        "nft": {"address": DATASET_NFT, "state": 0, "owner": "0x" + "2" * 40},
         "metadata": {"type": "dataset", "name": "sample"},
         "services": [
             {
@@ -89,14 +103,11 @@ def dataset_ddo(*, raw_allowed: bool = True, trusted: list[str] | None = None) -
 def algo_ddo() -> dict[str, Any]:
     return {
         "id": ALGO_DID,
+        "version": "4.1.0",
         "chainId": CHAIN_ID,
-        "nft": {"owner": "0x" + "1" * 40},
-        "metadata": {
-            "type": "algorithm",
-            "algorithm": {
-                "container": {"entrypoint": "python $ALGO", "image": "python", "tag": "3.11"}
-            },
-        },
+        "nftAddress": ALGO_NFT,
+        "nft": {"address": ALGO_NFT, "state": 0, "owner": ALGO_OWNER},
+        "metadata": {"type": "algorithm", "algorithm": {"container": dict(ALGO_CONTAINER)}},
         "services": [{"id": "access-a", "type": "access", "serviceEndpoint": "http://p.test"}],
     }
 

@@ -6,6 +6,7 @@ here, so a foreign job looks exactly like a missing one.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -17,7 +18,9 @@ from ocean_provider.auth.addresses import checksum_address
 from ocean_provider.auth.order_ledger import OrderLedger
 from ocean_provider.compute import policy
 from ocean_provider.compute.interfaces import (
+    AlgorithmChecksums,
     Asset,
+    AssetFiles,
     ComputeBackend,
     DdoResolver,
     FeeIssuer,
@@ -25,6 +28,7 @@ from ocean_provider.compute.interfaces import (
     ResultStream,
     VerifiedOrder,
 )
+from ocean_provider.compute.policy import PublishedAlgorithm
 from ocean_provider.compute.requests import (
     AlgorithmInput,
     DatasetInput,
@@ -64,6 +68,7 @@ class ComputeService:
         fee_tokens: Mapping[int, str],
         consumer_addresses: Mapping[int, str],
         metadata_uri: str | None,
+        files: AssetFiles | None = None,
         environments_ttl: float = ENVIRONMENTS_TTL,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
@@ -78,6 +83,7 @@ class ComputeService:
         self._fee_tokens = fee_tokens
         self._consumer_addresses = consumer_addresses
         self._metadata_uri = metadata_uri
+        self._files = files  # hashes algorithm files; without it, pinned checksums refuse
         self._environments_ttl = environments_ttl
         self._clock = clock
         self._announced: dict[int, tuple[float, list[dict[str, Any]]]] = {}
@@ -117,29 +123,30 @@ class ComputeService:
 
     def start(self, signer: str, request: StartRequest) -> list[OperatorJob]:
         self.backend  # noqa: B018 - compute must be enabled before anything is resolved
-        dataset = self._ddos.resolve(request.dataset.document_id)
+        dataset = self._resolve(request.dataset.document_id, "dataset.documentId")
         chain = dataset.chain_id
         environment = self._environment(chain, request.environment)
+        algorithm = self._algorithm(request.algorithm, signer)
         orders: dict[str, str] = {}  # tx id -> the resource that named it
-        items = [("dataset", dataset, request.dataset)]
-        for i, extra in enumerate(request.additional_datasets, start=1):
-            items.append((f"datasets[{i}]", self._ddos.resolve(extra.document_id), extra))
         inputs, paid = [], []
-        for resource, asset, item in items:
-            prepared, order = self._prepare_input(signer, asset, item, environment, resource)
+        for i, item in enumerate([request.dataset, *request.additional_datasets]):
+            resource = policy.input_resource(i)
+            asset = dataset if i == 0 else self._resolve(item.document_id, f"{resource}.documentId")
+            prepared, order = self._prepare_input(
+                signer, asset, item, environment, resource, algorithm
+            )
             inputs.append(prepared)
             paid.append(order)
             orders.setdefault(order.tx_id.lower(), resource)
-        main_service = policy.compute_service(dataset, request.dataset.service_id, "dataset")
-        algorithm = self._prepare_algorithm(signer, request, main_service)
-        if algorithm.tx_id:
-            orders.setdefault(algorithm.tx_id.lower(), "algorithm")
+        prepared_algorithm = self._prepare_algorithm(signer, request, algorithm)
+        if prepared_algorithm.tx_id:
+            orders.setdefault(prepared_algorithm.tx_id.lower(), "algorithm")
         self._orders.check_fees(chain, paid, environment)
         payload = build_workflow(
             environment=request.environment,
             chain_id=chain,
             inputs=inputs,
-            algorithm=algorithm,
+            algorithm=prepared_algorithm,
             metadata_uri=self._metadata_uri,
             valid_until=max(order.valid_until for order in paid),
         )
@@ -171,27 +178,27 @@ class ComputeService:
         return jobs
 
     def initialize(self, request: InitializeRequest) -> dict[str, Any]:
-        """Provider fees (or still-valid orders) for each dataset and the algorithm."""
+        """Provider fees (or still-valid orders) for each dataset and the algorithm, once
+        the same policy as a start allows them."""
         valid_until = request.compute.valid_until
         if valid_until <= self._wall_clock():
             raise ValidationFailed({"compute.validUntil": ["The validUntil value is not correct."]})
-        assets = [self._ddos.resolve(item.document_id) for item in request.datasets]
+        assets = [
+            self._resolve(item.document_id, f"{policy.input_resource(i)}.documentId")
+            for i, item in enumerate(request.datasets)
+        ]
         environment = self._environment(assets[0].chain_id, request.compute.env)
         consumer = checksum_address(request.consumer_address)
-        algo = request.algorithm
-        algo_asset = self._ddos.resolve(algo.document_id) if algo.document_id else None
-        if algo_asset is not None:
-            policy.check_is_algorithm(algo_asset)
+        algorithm = self._algorithm(request.algorithm, consumer)
         reply: dict[str, Any] = {"datasets": []}
         for i, (asset, item) in enumerate(zip(assets, request.datasets, strict=True)):
-            resource = "dataset" if i == 0 else f"datasets[{i}]"
-            service = self._input_service(asset, item.service_id, resource)
-            if service.get("type") == "compute":
-                self._check_algorithm_allowed(service, algo, algo_asset, resource)
+            resource = policy.input_resource(i)
+            self._checked_input(asset, item.service_id, consumer, resource, algorithm)
             fee = _FeeRequest(asset, item.service_id, item.transfer_tx_id, resource, i == 0)
             reply["datasets"].append(self._fee_item(fee, consumer, environment, valid_until))
-        if algo_asset is not None and algo.service_id:
-            fee = _FeeRequest(algo_asset, algo.service_id, algo.transfer_tx_id, "algorithm", False)
+        if algorithm is not None:
+            tx_id = request.algorithm.transfer_tx_id
+            fee = _FeeRequest(algorithm.asset, algorithm.service_id, tx_id, "algorithm", False)
             reply["algorithm"] = self._fee_item(fee, consumer, environment, valid_until)
         return reply
 
@@ -240,28 +247,70 @@ class ComputeService:
                 return env
         raise EnvironmentNotFound(f"compute environment {env_id!r} does not exist")
 
-    @staticmethod
-    def _input_service(asset: Asset, service_id: str, resource: str) -> Mapping[str, Any]:
-        if resource == "dataset":
-            return policy.compute_service(asset, service_id, resource)
-        service = asset.service(service_id)
-        if service is None:
-            raise ComputeRefused(f"{resource}.serviceId", "not_found")
-        if service.get("type") not in ("compute", "access"):
-            raise ComputeRefused(f"{resource}.serviceId", "service_not_access_compute")
-        return service
+    def _resolve(self, did: str, resource: str) -> Asset:
+        """The DDO; an unknown DID is refused on ``resource``."""
+        try:
+            return self._ddos.resolve(did)
+        except ComputeRefused as refused:
+            if refused.code != "did_not_found":
+                raise
+            raise ComputeRefused(resource, "did_not_found") from None
 
-    @staticmethod
-    def _check_algorithm_allowed(
-        service: Mapping[str, Any],
-        algo: AlgorithmInput | InitializeAlgorithm,
-        algo_asset: Asset | None,
+    def _service_files(self, asset: Asset, service_id: str, resource: str) -> list[dict[str, Any]]:
+        """The service's decrypted files (for the engine only); refusals name ``resource``."""
+        try:
+            return self._ddos.service_files(asset, service_id)
+        except ComputeRefused as refused:
+            raise ComputeRefused(resource, refused.code) from None
+
+    def _algorithm(
+        self, algo: AlgorithmInput | InitializeAlgorithm, consumer: str
+    ) -> PublishedAlgorithm | None:
+        """The published algorithm after the checks that need no dataset; None for a raw
+        one (its container checked)."""
+        if algo.meta is not None:
+            policy.check_container(algo.meta.container.model_dump(), require_checksum=False)
+            return None
+        assert algo.document_id and algo.service_id  # the request schemas guarantee both
+        asset = self._resolve(algo.document_id, "algorithm")
+        container = policy.check_algorithm_asset(asset)
+        service = policy.algorithm_service(asset, algo.service_id)
+        policy.check_consumable(asset, consumer, "algorithm.credentials")
+        service_id = algo.service_id
+        return PublishedAlgorithm(
+            asset=asset,
+            service_id=service_id,
+            service=service,
+            container=container,
+            files=self._service_files(asset, service_id, "algorithm"),
+            checksums=functools.cache(lambda: self._checksums(asset, service_id)),
+        )
+
+    def _checksums(self, asset: Asset, service_id: str) -> AlgorithmChecksums:
+        if self._files is None:
+            raise ComputeRefused(
+                "algorithm",
+                "file_unavailable",
+                "this Provider cannot fetch algorithm files to check the checksums a dataset pins",
+            )
+        return self._files.algorithm_checksums(asset, service_id)
+
+    def _checked_input(
+        self,
+        asset: Asset,
+        service_id: str,
+        consumer: str,
         resource: str,
-    ) -> None:
-        if algo_asset is None:
-            policy.check_raw_algorithm_allowed(service, resource)
-        else:
-            policy.check_published_algorithm_allowed(service, algo_asset, resource)
+        algorithm: PublishedAlgorithm | None,
+    ) -> tuple[Mapping[str, Any], list[dict[str, Any]]]:
+        """One input as the reference's InputItemValidator checks it (orders aside): the
+        service, who may use the asset, its files, and whether it runs this algorithm."""
+        service = policy.find_service(asset, service_id, resource)
+        policy.check_consumable(asset, consumer, resource)
+        policy.check_input_service(service, resource, main=resource == "dataset")
+        files = self._service_files(asset, service_id, f"{resource}.serviceId")
+        policy.check_algorithm_allowed(service, algorithm, resource)
+        return service, files
 
     def _prepare_input(
         self,
@@ -270,8 +319,9 @@ class ComputeService:
         item: DatasetInput,
         environment: Mapping[str, Any],
         resource: str,
+        algorithm: PublishedAlgorithm | None,
     ) -> tuple[PreparedInput, VerifiedOrder]:
-        service = self._input_service(asset, item.service_id, resource)
+        service, files = self._checked_input(asset, item.service_id, signer, resource, algorithm)
         order = self._orders.verify(
             asset=asset,
             service_id=item.service_id,
@@ -284,19 +334,19 @@ class ComputeService:
             asset=asset,
             service_id=item.service_id,
             tx_id=item.transfer_tx_id,
-            files=self._ddos.service_files(asset, item.service_id),
+            files=files,
             userdata=item.userdata,
             allow_network=policy.network_allowed(service),
         )
         return prepared, order
 
     def _prepare_algorithm(
-        self, signer: str, request: StartRequest, dataset_service: Mapping[str, Any]
+        self, signer: str, request: StartRequest, algorithm: PublishedAlgorithm | None
     ) -> PreparedAlgorithm:
         algo = request.algorithm
         custom = algo.algocustomdata or request.algocustomdata
-        if algo.meta is not None:
-            policy.check_raw_algorithm_allowed(dataset_service, "dataset")
+        if algorithm is None:
+            assert algo.meta is not None  # _algorithm returns None for raw algorithms only
             return PreparedAlgorithm(
                 container=algo.meta.container.model_dump(),
                 rawcode=algo.meta.rawcode,
@@ -304,28 +354,22 @@ class ComputeService:
                 userdata=algo.userdata,
                 customdata=custom,
             )
-        assert algo.document_id and algo.service_id and algo.transfer_tx_id  # schema guarantees
-        asset = self._ddos.resolve(algo.document_id)
-        section = policy.check_is_algorithm(asset)
-        policy.check_published_algorithm_allowed(dataset_service, asset, "dataset")
-        service = asset.service(algo.service_id)
-        if service is None:
-            raise ComputeRefused("algorithm.serviceId", "not_found")
+        assert algo.transfer_tx_id  # the schema guarantees it for a published algorithm
         self._orders.verify(  # as the reference: no environment or expiry check here
-            asset=asset,
-            service_id=algo.service_id,
+            asset=algorithm.asset,
+            service_id=algorithm.service_id,
             tx_id=algo.transfer_tx_id,
             consumer=signer,
             environment=None,
             resource="algorithm",
         )
         return PreparedAlgorithm(
-            container=section["container"],
-            asset=asset,
-            service_id=algo.service_id,
+            container=algorithm.container,
+            asset=algorithm.asset,
+            service_id=algorithm.service_id,
             tx_id=algo.transfer_tx_id,
-            service_endpoint=str(service.get("serviceEndpoint", "")),
-            files=self._ddos.service_files(asset, algo.service_id),
+            service_endpoint=str(algorithm.service.get("serviceEndpoint", "")),
+            files=algorithm.files,
             userdata=algo.userdata,
             customdata=custom,
         )
