@@ -83,6 +83,7 @@ def create_app(
         orders,
         fees,
         ledger or _order_ledger(settings, redis_client),
+        files=files,
         chain_ids=settings.chain_ids,
         fee_tokens=settings.provider_fee_token,
         consumer_addresses=settings.provider_addresses,

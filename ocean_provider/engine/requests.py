@@ -3,7 +3,7 @@
 A bad shape is a 400 with a field -> messages map, before anything is stored;
 the workflow a job keeps is the validated one, so provisioning works on typed
 data. File objects stay mappings here: the fetcher validates them when it uses
-them (``fetch_request.build_request``).
+them (``fetch.request.build_request``).
 """
 
 from __future__ import annotations

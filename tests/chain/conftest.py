@@ -44,7 +44,7 @@ def compute_ddo(did: str, nft: str, datatoken: str) -> dict[str, Any]:
     return {
         "id": did,
         "chainId": CHAIN,
-        "nft": {"address": nft},
+        "nft": {"address": nft, "state": 0, "owner": "0x" + "0" * 40},
         "metadata": {"type": "dataset", "name": did},
         "services": [access, compute("compute-1", 3600), compute("compute-2", 0)],
     }
