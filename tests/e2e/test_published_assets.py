@@ -1,0 +1,258 @@
+"""Production wiring end to end, no fakes: anvil with Ocean's contracts, assets published
+the way Ocean clients publish them (files encrypted through our endpoint, ``setMetaData``
+with flags), DDOs resolved from the chain, initializeCompute, ``startOrder`` with the
+provider fee, ``POST /compute``, the real engine in bubblewrap, and computeResult.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+
+from ocean_provider.app import create_app
+from ocean_provider.auth.messages import job_message, result_message, start_message
+from ocean_provider.devnet.assets import (
+    SAMPLE_CONTAINER,
+    PublishedAsset,
+    algorithm_ddo,
+    dataset_ddo,
+    endpoint_encrypt,
+    mint,
+    publish_asset,
+    start_order,
+    trusted_algorithm,
+    url_file,
+)
+from ocean_provider.devnet.embedded import (
+    EmbeddedEngine,
+    serve_app,
+    serve_directory,
+    start_embedded_engine,
+)
+from tests.conftest import Consumer, make_settings
+from tests.devchain import OCEAN, DevChain
+from tests.engine.conftest import environment
+
+pytestmark = pytest.mark.integration
+
+ENV = "ocean-compute"
+NUMBERS = "".join(f"{i}\n" for i in range(1, 101))
+SUM_ALGORITHM = b"""
+import json, os, pathlib
+did = json.loads(os.environ["DIDS"])[0]
+numbers = [int(x) for x in (pathlib.Path("/data/inputs") / did / "0").read_text().split()]
+pathlib.Path("/data/outputs/sum.txt").write_text(str(sum(numbers)))
+print("summed", len(numbers), "numbers")
+"""
+
+
+@dataclass
+class Node:
+    provider: str
+    engine: EmbeddedEngine
+    chain: DevChain
+    dataset: PublishedAsset
+    algorithm: PublishedAsset
+
+
+@pytest.fixture(scope="module")
+def node(devchain: DevChain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
+    root = tmp_path_factory.mktemp("node")
+    files = root / "files"
+    files.mkdir()
+    (files / "numbers.csv").write_text(NUMBERS)
+    (files / "sum.py").write_bytes(SUM_ALGORITHM)
+    served_files = serve_directory(files)
+    engine = start_embedded_engine(
+        root / "engine", [environment(ENV)], devchain.provider_key, PROVISION_SECONDS="30"
+    )
+    settings = make_settings(
+        root,
+        NETWORK_URL=devchain.url,
+        PROVIDER_PRIVATE_KEY=devchain.provider_key,
+        ADDRESS_FILE=str(devchain.address_file),
+        OPERATOR_SERVICE_URL=engine.url,
+        ALLOW_PRIVATE_DOWNLOADS="true",  # the files are served on loopback
+        REQUEST_TIMEOUT="30",
+    )
+    provider = serve_app(create_app(settings), "provider")  # production wiring: no fakes
+    try:
+        encrypt = endpoint_encrypt(provider.url, devchain.deployment.chain_id)
+        algorithm = publish_asset(
+            devchain.w3,
+            devchain.deployment,
+            devchain.publisher_key,
+            algorithm_ddo(
+                name="Sum",
+                files=[url_file(f"{served_files.url}/sum.py")],
+                service_endpoint=provider.url,
+            ),
+            encrypt=encrypt,
+            name="Sum",
+            symbol="SUM",
+        )
+        dataset = publish_asset(
+            devchain.w3,
+            devchain.deployment,
+            devchain.publisher_key,
+            dataset_ddo(
+                name="Numbers",
+                files=[url_file(f"{served_files.url}/numbers.csv")],
+                service_endpoint=provider.url,
+                allow_raw_algorithm=True,
+                trusted_algorithms=[
+                    trusted_algorithm(algorithm.did, SAMPLE_CONTAINER, [SUM_ALGORITHM])
+                ],
+            ),
+            encrypt=encrypt,
+            name="Numbers",
+            symbol="NUM",
+        )
+        for asset in (dataset, algorithm):
+            for holder in (devchain.consumer, devchain.other_consumer):
+                mint(devchain.w3, asset.datatoken, devchain.publisher_key, holder, 10 * OCEAN)
+        yield Node(provider.url, engine, devchain, dataset, algorithm)
+    finally:
+        provider.close()
+        engine.close()
+        served_files.close()
+
+
+def initialize(node: Node, consumer: Consumer, *, published: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "datasets": [{"documentId": node.dataset.did, "serviceId": "compute"}],
+        "algorithm": {"documentId": node.algorithm.did, "serviceId": "access"}
+        if published
+        else raw_algorithm(),
+        "compute": {"env": ENV, "validUntil": int(time.time()) + 3600},
+        "consumerAddress": consumer.address,
+    }
+    reply = requests.post(node.provider + "/api/services/initializeCompute", json=body, timeout=30)
+    assert reply.status_code == 200, reply.text
+    result: dict[str, Any] = reply.json()
+    return result
+
+
+def order(node: Node, consumer: Consumer, item: dict[str, Any]) -> str:
+    return start_order(
+        node.chain.w3,
+        item["datatoken"],
+        consumer.key,
+        consumer=consumer.address,
+        service_index=0,
+        provider_fee=item["providerFee"],
+    )
+
+
+def raw_algorithm() -> dict[str, Any]:
+    return {"meta": {"rawcode": SUM_ALGORITHM.decode(), "container": dict(SAMPLE_CONTAINER)}}
+
+
+def start(node: Node, consumer: Consumer, dataset_tx: str, algorithm: dict[str, Any]) -> Any:
+    nonce = consumer.nonce()
+    body = {
+        "consumerAddress": consumer.address,
+        "nonce": nonce,
+        "signature": consumer.sign(start_message(consumer.address, node.dataset.did), nonce),
+        "environment": ENV,
+        "dataset": {
+            "documentId": node.dataset.did,
+            "serviceId": "compute",
+            "transferTxId": dataset_tx,
+        },
+        "algorithm": algorithm,
+    }
+    return requests.post(node.provider + "/api/services/compute", json=body, timeout=60)
+
+
+def finished(node: Node, consumer: Consumer, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 90
+    while True:
+        nonce = consumer.nonce()
+        params = {
+            "consumerAddress": consumer.address,
+            "jobId": job_id,
+            "nonce": nonce,
+            "signature": consumer.sign(job_message(consumer.address, job_id, None), nonce),
+        }
+        reply = requests.get(node.provider + "/api/services/compute", params=params, timeout=10)
+        assert reply.status_code == 200, reply.text
+        (job,) = reply.json()
+        if job["dateFinished"] is not None:
+            return dict(job)
+        assert time.monotonic() < deadline, f"stuck at {job['status']} {job['statusText']}"
+        time.sleep(0.2)
+
+
+def result(node: Node, consumer: Consumer, job: dict[str, Any], name: str) -> bytes:
+    index = next(r["index"] for r in job["results"] if r["filename"] == name)
+    nonce = consumer.nonce()
+    params = {
+        "consumerAddress": consumer.address,
+        "jobId": job["jobId"],
+        "index": index,
+        "nonce": nonce,
+        "signature": consumer.sign(result_message(consumer.address, job["jobId"], index), nonce),
+    }
+    reply = requests.get(node.provider + "/api/services/computeResult", params=params, timeout=10)
+    assert reply.status_code == 200, reply.text
+    return reply.content
+
+
+def test_published_algorithm_on_published_dataset(node: Node) -> None:
+    consumer = Consumer(node.chain.consumer_key)
+    fees = initialize(node, consumer, published=True)
+    dataset_tx = order(node, consumer, fees["datasets"][0])
+    algorithm_tx = order(node, consumer, fees["algorithm"])
+    algorithm = {
+        "documentId": node.algorithm.did,
+        "serviceId": "access",
+        "transferTxId": algorithm_tx,
+    }
+    reply = start(node, consumer, dataset_tx, algorithm)
+    assert reply.status_code == 200, reply.text
+    job = finished(node, consumer, reply.json()[0]["jobId"])
+    assert (job["status"], job["statusText"]) == (70, "Job completed"), job
+    assert job["inputDID"] == [node.dataset.did] and job["algoDID"] == node.algorithm.did
+    assert result(node, consumer, job, "sum.txt") == b"5050"
+    assert b"summed 100 numbers" in result(node, consumer, job, "algorithm.log")
+
+    again = start(node, consumer, dataset_tx, algorithm)  # the same orders, a second job
+    assert again.status_code == 400 and again.json()["code"] == "order_already_used"
+
+
+def test_raw_algorithm_on_published_dataset(node: Node) -> None:
+    consumer = Consumer(node.chain.other_consumer_key)
+    fees = initialize(node, consumer, published=False)
+    assert "algorithm" not in fees
+    reply = start(node, consumer, order(node, consumer, fees["datasets"][0]), raw_algorithm())
+    assert reply.status_code == 200, reply.text
+    job = finished(node, consumer, reply.json()[0]["jobId"])
+    assert (job["status"], job["statusText"]) == (70, "Job completed"), job
+    assert result(node, consumer, job, "sum.txt") == b"5050"
+
+
+def test_a_decrypted_file_url_never_reaches_the_consumer(node: Node) -> None:
+    consumer = Consumer(node.chain.consumer_key)
+    fees = initialize(node, consumer, published=True)
+    text = repr(fees)
+    assert "numbers.csv" not in text and "sum.py" not in text
+    ddo_files = node.dataset.ddo["services"][0]["files"]
+    assert isinstance(ddo_files, str) and ddo_files.startswith("0x")  # encrypted on chain
+
+
+def test_an_unknown_did_is_refused(node: Node) -> None:
+    consumer = Consumer(node.chain.consumer_key)
+    body = {
+        "datasets": [{"documentId": "did:op:" + "0" * 64, "serviceId": "compute"}],
+        "algorithm": raw_algorithm(),
+        "compute": {"env": ENV, "validUntil": int(time.time()) + 3600},
+        "consumerAddress": consumer.address,
+    }
+    reply = requests.post(node.provider + "/api/services/initializeCompute", json=body, timeout=30)
+    assert reply.status_code == 400 and reply.json()["code"] == "did_not_found"
