@@ -20,7 +20,9 @@ to an instant stub engine. The Provider runs as ``ocean-provider serve`` does
 4. ``--rounds`` timed rounds: ``--connections`` keep-alive connections, each a consumer
    sending its pre-signed starts (increasing nonces), each naming an order never used
    before, so its receipt is not cached anywhere: the main figure. Every reply must be
-   200, else the run is void (exit status 1).
+   200, else the run is void (exit status 1). Each gunicorn worker keeps the
+   connections it accepted, often unevenly (the table shows each worker's cores);
+   ``--requests-per-connection 1`` connects per request, as behind a reverse proxy.
 5. Replays: some used orders again, freshly signed: each must be refused (400
    ``order_already_used``); shows what a refusal costs.
 
@@ -31,7 +33,8 @@ share this machine's cores: the ``others`` column is everything else that ran me
 machine. Every process started is stopped at the end, also on Ctrl-C or an error.
 
     .venv/bin/python benchmarks/start_throughput.py [--orders 2000] [--connections 16] \\
-        [--rounds 3] [--direct] [--py-spy profile.svg] [--log-dir logs/]
+        [--rounds 3] [--requests-per-connection 0] [--direct] [--py-spy profile.svg] \\
+        [--log-dir logs/]
 """
 
 from __future__ import annotations
@@ -483,6 +486,7 @@ class Pass:
     replies: list[Reply]
     rpc: Counter[str] | None  # JSON-RPC calls by method; None without the proxy
     cpu: dict[str, float]  # process group -> CPU seconds during the pass
+    worker_cpu: list[float]  # each Provider worker's share of cpu["provider"]
 
     @property
     def rate(self) -> float:
@@ -510,9 +514,13 @@ def per_request(rpc: Counter[str] | None, requests_made: int) -> str:
     return ", ".join(f"{m} {c / requests_made:.2f} ({c})" for m, c in rpc.most_common())
 
 
-def send_starts(url: str, bodies: list[list[bytes]]) -> tuple[float, list[Reply]]:
-    """Connection i sends ``bodies[i]`` one after another on one keep-alive connection;
-    all connections start together. Wall seconds from the start to the last reply."""
+def send_starts(
+    url: str, bodies: list[list[bytes]], per_connection: int = 0
+) -> tuple[float, list[Reply]]:
+    """Client i sends ``bodies[i]`` one after another on a keep-alive connection, a new
+    one after every ``per_connection`` requests if not 0 (its connect time counts in the
+    next request's); all clients start together. Wall seconds from the start to the last
+    reply."""
     parts = urlsplit(url)
     barrier = threading.Barrier(len(bodies) + 1)
     replies: list[list[Reply]] = [[] for _ in bodies]
@@ -522,7 +530,9 @@ def send_starts(url: str, bodies: list[list[bytes]]) -> tuple[float, list[Reply]
         conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=60)
         conn.connect()
         barrier.wait()
-        for body in bodies[i]:
+        for n, body in enumerate(bodies[i]):
+            if per_connection and n and n % per_connection == 0:
+                conn.close()  # the next request connects again
             started = time.perf_counter()
             try:
                 conn.request("POST", COMPUTE, body, headers)
@@ -566,6 +576,8 @@ class Bench:
     provider: Server
     proxy: Server | None
     groups: dict[str, list[int]]  # process group -> pids, for CPU time
+    workers: list[int]  # the Provider's workers (each keeps the connections it accepted)
+    per_connection: int  # requests per client connection; 0: one for the whole pass
 
     def counts(self) -> Counter[str] | None:
         if self.proxy is None:
@@ -575,14 +587,18 @@ class Bench:
     def run(self, label: str, bodies: list[list[bytes]]) -> Pass:
         rpc_before = self.counts()
         before = {name: cpu_seconds(pids) for name, pids in self.groups.items()}
+        per_worker = [cpu_seconds([pid]) for pid in self.workers]
         client, machine = time.process_time(), machine_cpu_seconds()
-        seconds, replies = send_starts(self.provider.url, bodies)
+        seconds, replies = send_starts(self.provider.url, bodies, self.per_connection)
         cpu = {name: cpu_seconds(self.groups[name]) - s for name, s in before.items()}
         cpu["client"] = time.process_time() - client
         cpu["others"] = machine_cpu_seconds() - machine - sum(cpu.values())
+        per_worker = [
+            cpu_seconds([pid]) - s for pid, s in zip(self.workers, per_worker, strict=True)
+        ]
         rpc_after = self.counts()
         rpc = rpc_after - rpc_before if rpc_after is not None and rpc_before is not None else None
-        result = Pass(label, seconds, replies, rpc, cpu)
+        result = Pass(label, seconds, replies, rpc, cpu, per_worker)
         progress(
             f"{label}: {len(replies)} in {seconds:.2f} s: {result.rate:,.0f}/s, "
             f"p50 {result.percentile_ms(0.5):.1f} ms, p99 {result.percentile_ms(0.99):.1f} ms, "
@@ -596,14 +612,7 @@ class Bench:
 
 def report(rounds: list[Pass], warmup: Pass, replays: Pass, args: argparse.Namespace) -> bool:
     print(f"\n{measured_code()}")
-    print(
-        f"Compute starts: signed POST {COMPUTE}, each naming its own startOrder (first use); "
-        f"{args.connections} keep-alive connections, one consumer each; Provider: gunicorn "
-        f"{args.workers} workers x 4 threads (as `ocean-provider serve`), SQLite nonces and "
-        "ledger, instant stub engine; NETWORK_URL: "
-        f"{'anvil itself' if args.direct else 'a counting proxy in front of anvil'}; "
-        f"{os.cpu_count()} CPUs" + ("; py-spy sampling one worker" if args.py_spy else "")
-    )
+    print(setup_line(args))
     report_rounds(rounds)
     starts = sum(len(r.replies) for r in rounds)
     timed = None if args.direct else sum((r.rpc or Counter() for r in rounds), Counter[str]())
@@ -638,22 +647,46 @@ def report(rounds: list[Pass], warmup: Pass, replays: Pass, args: argparse.Names
     return all(r.status == 200 for r in started) and set(refused) == {"400 order_already_used"}
 
 
+def setup_line(args: argparse.Namespace) -> str:
+    clients = f"{args.connections} keep-alive connections, one consumer each"
+    if args.requests_per_connection:
+        clients += f", each replaced after {args.requests_per_connection} requests"
+    parts = [
+        f"Compute starts: signed POST {COMPUTE}, each naming its own startOrder (first use)",
+        clients,
+        f"Provider: gunicorn {args.workers} workers x 4 threads (as `ocean-provider serve`), "
+        "SQLite nonces and ledger, instant stub engine",
+        "NETWORK_URL: " + ("anvil itself" if args.direct else "a counting proxy in front of anvil"),
+        f"{os.cpu_count()} CPUs",
+    ]
+    if args.py_spy:
+        parts.append("py-spy sampling one worker")
+    return "; ".join(parts)
+
+
 def verdict(rounds: list[Pass], target: float) -> str:
     if any(r.status != 200 for p in rounds for r in p.replies):
         return "void (not every start succeeded)"
     return "met" if statistics.median(r.rate for r in rounds) >= target else "NOT met"
 
 
+def provider_cores(result: Pass) -> str:
+    """``1.43 (0.76+0.67)``: cores the Provider used, and each worker's part (a worker
+    that accepted few of the connections cannot be busy)."""
+    workers = "+".join(f"{s / result.seconds:.2f}" for s in result.worker_cpu)
+    return f"{result.cpu['provider'] / result.seconds:.2f} ({workers})"
+
+
 def report_rounds(rounds: list[Pass]) -> None:
     print(
         f"{'round':>5} {'starts':>7} {'starts/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'Provider cores':>14} {'others':>6}  replies"
+        f"{'Provider cores (workers)':>24} {'others':>6}  replies"
     )
     for i, result in enumerate(rounds, start=1):
         print(
             f"{i:5d} {len(result.replies):7d} {result.rate:9,.0f} "
             f"{result.percentile_ms(0.5):7.1f} {result.percentile_ms(0.99):7.1f} "
-            f"{result.cpu['provider'] / result.seconds:14.2f} "
+            f"{provider_cores(result):>24} "
             f"{result.cpu['others'] / result.seconds:6.2f}  {result.statuses()}"
         )
     rates = [r.rate for r in rounds]
@@ -703,7 +736,7 @@ def start_servers(
     groups = {"provider": provider.pids(), "anvil": [anvil.pid or 0], "stub": stub.pids()}
     if proxy is not None:
         groups["proxy"] = proxy.pids()
-    return Bench(provider, proxy, groups)
+    return Bench(provider, proxy, groups, provider.workers(), args.requests_per_connection)
 
 
 def wait_for_workers(server: Server, count: int) -> None:
@@ -806,6 +839,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--connections", type=int, default=16, help="concurrent keep-alive connections")
     add("--rounds", type=int, default=3, help="timed rounds (the orders split among them)")
     add("--workers", type=int, default=2, help="Provider gunicorn workers")
+    add(
+        "--requests-per-connection",
+        type=int,
+        default=0,
+        help="reconnect after this many requests (0: keep each connection for a whole round)",
+    )
     add("--direct", action="store_true", help="Provider talks to anvil itself (no RPC counts)")
     add("--py-spy", type=Path, help="record one Provider worker in the rounds into this file")
     add("--log-dir", type=Path, help="keep the servers' logs here")
