@@ -14,9 +14,9 @@ from typing import Any
 
 from eth_abi.abi import decode
 from eth_abi.exceptions import DecodingError
-from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from ocean_provider.auth.addresses import checksum_address
 from ocean_provider.chain.artifacts import abi
 
 DATATOKEN_ABI = "ERC20Template"
@@ -43,7 +43,7 @@ class EventSpec:
             return None
         for name, value in fields.items():
             if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
-                fields[name] = to_checksum_address(value)
+                fields[name] = checksum_address(value)  # cached: the same few recur
         return fields
 
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TransactionNotFound
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.types import RPCEndpoint
 
 from ocean_provider.chain.artifacts import abi
 from ocean_provider.chain.rpc import Chains
@@ -150,10 +151,12 @@ class ChainReader:
 
 
 def _receipt_or_none(w3: Web3, tx_id: str) -> Any:
-    try:
-        return w3.eth.get_transaction_receipt(tx_id)  # type: ignore[arg-type]
-    except TransactionNotFound:
-        return None
+    """The raw JSON receipt, or None. web3's formatters are skipped: they checksum every
+    address and wrap every field, which cost more than the rest of a start's checks."""
+    reply = w3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [tx_id])
+    if "error" in reply:
+        raise Web3RPCError("eth_getTransactionReceipt failed", rpc_response=reply)
+    return reply.get("result")
 
 
 def _transaction_known(w3: Web3, tx_id: str) -> bool:
@@ -164,19 +167,23 @@ def _transaction_known(w3: Web3, tx_id: str) -> bool:
     return True
 
 
-def _plain(receipt: Any) -> dict[str, Any]:
-    """The receipt fields the checks read, as plain values."""
+def _plain(receipt: Mapping[str, Any]) -> dict[str, Any]:
+    """The receipt fields the checks read, from the node's JSON (hex quantities)."""
     return {
-        "status": int(receipt["status"]),
-        "blockNumber": int(receipt["blockNumber"]),
+        "status": int(receipt["status"], 16),
+        "blockNumber": int(receipt["blockNumber"], 16),
         "to": receipt.get("to"),
         "from": receipt.get("from"),
         "logs": [
             {
                 "address": log["address"],
-                "topics": [bytes(t) for t in log["topics"]],
-                "data": bytes(log["data"]),
+                "topics": [_hex_bytes(t) for t in log["topics"]],
+                "data": _hex_bytes(log["data"]),
             }
             for log in receipt["logs"]
         ],
     }
+
+
+def _hex_bytes(value: str) -> bytes:
+    return bytes.fromhex(value[2:] if value[:2] in ("0x", "0X") else value)

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
+import requests
+import requests.adapters
 from web3 import HTTPProvider, Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
@@ -20,6 +22,7 @@ from ocean_provider.errors import ChainNotSupported, ChainUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+POOL_SIZE = 16  # kept-alive connections per chain: one per worker thread is plenty
 
 # Answers that are the chain's verdict, not a transport failure: passed on as they are.
 VERDICTS: tuple[type[BaseException], ...] = (ContractLogicError, TransactionNotFound)
@@ -78,8 +81,16 @@ class Chains:
 
 def _connect(url: str, timeout: float) -> Web3:
     # web3's own retries are off: ``Chains.call`` bounds them and keeps the URL out of errors
+    session = requests.Session()
+    session.trust_env = False  # no proxy variables or .netrc lookups on every call
+    adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     provider = HTTPProvider(
-        url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None
+        url,
+        request_kwargs={"timeout": timeout},
+        session=session,
+        exception_retry_configuration=None,
     )
     return Web3(provider)
 
