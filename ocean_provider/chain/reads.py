@@ -19,7 +19,9 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 from web3.types import RPCEndpoint
 
 from ocean_provider.chain.artifacts import abi
+from ocean_provider.chain.jsonrpc import MalformedReply, hex_bytes, hex_int
 from ocean_provider.chain.rpc import Chains
+from ocean_provider.errors import ChainUnavailable
 
 CACHED_RECEIPTS = 4096
 ZERO_ADDRESS = "0x" + "0" * 40
@@ -81,7 +83,10 @@ class ChainReader:
                 )
                 raise ReceiptMissing(pending=known)
             self._sleep(self._poll)
-        receipt = _plain(found)
+        try:
+            receipt = _plain(found)
+        except (MalformedReply, KeyError, TypeError):
+            raise ChainUnavailable(f"chain {chain_id} sent a malformed receipt") from None
         if self._confirmations > 0:
             latest = self.chains.call(chain_id, "block number", lambda w3: w3.eth.block_number)
             if latest - int(receipt["blockNumber"]) + 1 < self._confirmations:
@@ -170,20 +175,16 @@ def _transaction_known(w3: Web3, tx_id: str) -> bool:
 def _plain(receipt: Mapping[str, Any]) -> dict[str, Any]:
     """The receipt fields the checks read, from the node's JSON (hex quantities)."""
     return {
-        "status": int(receipt["status"], 16),
-        "blockNumber": int(receipt["blockNumber"], 16),
+        "status": hex_int(receipt["status"]),
+        "blockNumber": hex_int(receipt["blockNumber"]),
         "to": receipt.get("to"),
         "from": receipt.get("from"),
         "logs": [
             {
                 "address": log["address"],
-                "topics": [_hex_bytes(t) for t in log["topics"]],
-                "data": _hex_bytes(log["data"]),
+                "topics": [hex_bytes(t) for t in log["topics"]],
+                "data": hex_bytes(log["data"]),
             }
             for log in receipt["logs"]
         ],
     }
-
-
-def _hex_bytes(value: str) -> bytes:
-    return bytes.fromhex(value[2:] if value[:2] in ("0x", "0X") else value)

@@ -24,19 +24,24 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from eth_utils.address import to_checksum_address
-from web3 import Web3
-from web3.providers.base import JSONBaseProvider
-from web3.types import RPCEndpoint
 
 from ocean_provider.auth.sqlite_db import SqliteDatabase
 from ocean_provider.chain.events import EventSpec, event
+from ocean_provider.chain.jsonrpc import (
+    MalformedReply,
+    RpcCall,
+    RpcError,
+    hex_int,
+    parse_logs,
+    rpc_batch,
+)
 from ocean_provider.chain.rpc import Chains
 from ocean_provider.errors import ChainUnavailable, ComputeRefused
 
@@ -477,82 +482,3 @@ def _set_state(db: sqlite3.Connection, chain_id: int, nft: str, state: int, key:
 
 
 # JSON-RPC, raw: one batch is one round trip, and each call's error stays its own.
-
-RpcCall = tuple[str, list[Any]]
-
-
-@dataclass(frozen=True)
-class RpcError:
-    """The node's error reply to one call (a revert, a refused block range)."""
-
-    code: object
-    message: str
-
-
-def rpc_batch(chains: Chains, chain_id: int, step: str, calls: Sequence[RpcCall]) -> list[Any]:
-    """Send ``calls`` as one JSON-RPC batch through ``Chains.call`` (bounded retries, no URL
-    in errors): each call's raw result, or an ``RpcError``. A node that refuses batches
-    gets the calls one by one."""
-    return chains.call(chain_id, step, lambda w3: _send(w3, calls))
-
-
-def _send(w3: Web3, calls: Sequence[RpcCall]) -> list[Any]:
-    provider = w3.provider
-    if not isinstance(provider, JSONBaseProvider):
-        raise TypeError("DDO resolution needs a JSON-RPC provider")
-    endpoints = [(RPCEndpoint(method), params) for method, params in calls]
-    replies: Any = provider.make_batch_request(endpoints) if len(endpoints) > 1 else None
-    if not isinstance(replies, list):  # a single call, or the batch refused as a whole
-        replies = [provider.make_request(method, params) for method, params in endpoints]
-    if len(replies) != len(calls):
-        raise ValueError("the JSON-RPC batch reply does not match its calls")
-    return [_result(reply) for reply in replies]
-
-
-def _result(reply: Mapping[str, Any]) -> Any:
-    error = reply.get("error")
-    if error is None:
-        return reply.get("result")
-    if isinstance(error, Mapping):
-        return RpcError(error.get("code"), str(error.get("message", ""))[:200])
-    return RpcError(None, str(error)[:200])
-
-
-class MalformedReply(ValueError):
-    """The node's reply does not have the shape JSON-RPC gives it."""
-
-
-def hex_int(value: Any) -> int:
-    try:
-        return int(value, 16)
-    except (TypeError, ValueError):
-        raise MalformedReply(f"expected a hex quantity, got {type(value).__name__}") from None
-
-
-def hex_bytes(value: Any) -> bytes:
-    try:
-        return bytes.fromhex(value.removeprefix("0x"))
-    except (AttributeError, TypeError, ValueError):
-        raise MalformedReply(f"expected hex data, got {type(value).__name__}") from None
-
-
-def parse_logs(reply: Any) -> list[dict[str, Any]]:
-    """``eth_getLogs``' reply as plain values, in chain order; removed (reorged) logs left out.
-    Each log: ``address`` (lowercase), ``topics`` and ``data`` (bytes), ``block``, ``index``
-    and ``tx``: what ``EventSpec.decode`` and the index read."""
-    try:
-        logs = [
-            {
-                "address": str(item["address"]).lower(),
-                "topics": [hex_bytes(topic) for topic in item["topics"]],
-                "data": hex_bytes(item["data"]),
-                "block": hex_int(item["blockNumber"]),
-                "index": hex_int(item["logIndex"]),
-                "tx": str(item["transactionHash"]),
-            }
-            for item in reply
-            if not item.get("removed")
-        ]
-    except (AttributeError, KeyError, TypeError) as exc:
-        raise MalformedReply(f"eth_getLogs reply: {type(exc).__name__}") from None
-    return sorted(logs, key=lambda entry: (entry["block"], entry["index"]))

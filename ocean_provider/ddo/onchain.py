@@ -39,19 +39,21 @@ from eth_abi.abi import encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from ocean_provider.chain.jsonrpc import (
+    MalformedReply,
+    RpcCall,
+    RpcError,
+    hex_bytes,
+    parse_logs,
+    rpc_batch,
+)
 from ocean_provider.compute.interfaces import Asset
 from ocean_provider.ddo.crypto import CryptoFailed, ProviderCipher, document_hash, open_document
 from ocean_provider.ddo.index import (
     DID_PATTERN,
     RESOURCE,
     IndexedNft,
-    MalformedReply,
     NftIndex,
-    RpcCall,
-    RpcError,
-    hex_bytes,
-    parse_logs,
-    rpc_batch,
     specs,
     unknown_did,
 )

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import requests_mock as rm
 
+from ocean_provider.chain.jsonrpc import RpcError, rpc_batch
 from ocean_provider.chain.rpc import Chains
-from ocean_provider.ddo.index import Factory, NftIndex, RpcError, rpc_batch
+from ocean_provider.ddo.index import Factory, NftIndex
 from ocean_provider.errors import ChainUnavailable
 
 RPC = "http://rpc.test"
