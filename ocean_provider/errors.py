@@ -190,6 +190,13 @@ class ChainUnavailable(ProviderError):
     code = "chain_unavailable"
 
 
+class AquariusUnavailable(ProviderError):
+    """Aquarius did not answer in time, or not with the DDO asked for."""
+
+    status = 503
+    code = "aquarius_unavailable"
+
+
 class ConfigurationError(Exception):
     """A setting is missing or malformed; raised at boot, names the setting."""
 

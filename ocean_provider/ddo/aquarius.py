@@ -28,7 +28,7 @@ import requests
 from ocean_provider.compute.interfaces import Asset
 from ocean_provider.ddo.crypto import MAX_DOCUMENT_BYTES
 from ocean_provider.ddo.index import DID_PATTERN, did_for, unknown_did
-from ocean_provider.errors import ProviderError
+from ocean_provider.errors import AquariusUnavailable
 
 if TYPE_CHECKING:  # the Protocol lives with the factory, which imports this module
     from ocean_provider.ddo.resolvers import ServiceFileSource
@@ -38,13 +38,6 @@ log = logging.getLogger(__name__)
 DDO_PATH = "/api/aquarius/assets/ddo/"
 CACHED_DDOS = 4096
 CHUNK_BYTES = 64 * 1024
-
-
-class AquariusUnavailable(ProviderError):
-    """Aquarius did not answer in time, or not with the DDO asked for."""
-
-    status = 503
-    code = "aquarius_unavailable"
 
 
 class AquariusDdoResolver:

@@ -11,9 +11,9 @@ import pytest
 import requests
 import requests_mock as rm
 
-from ocean_provider.ddo.aquarius import AquariusDdoResolver, AquariusUnavailable
+from ocean_provider.ddo.aquarius import AquariusDdoResolver
 from ocean_provider.ddo.index import did_for
-from ocean_provider.errors import ComputeRefused
+from ocean_provider.errors import AquariusUnavailable, ComputeRefused
 from tests.ddo.conftest import FakeClock, RecordingFiles
 
 AQUARIUS = "http://aquarius.test"
