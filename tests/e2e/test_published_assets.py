@@ -58,6 +58,7 @@ class Node:
     chain: DevChain
     dataset: PublishedAsset
     algorithm: PublishedAsset
+    extra: PublishedAsset  # a second dataset, for additionalDatasets
 
 
 @pytest.fixture(scope="module")
@@ -113,10 +114,24 @@ def node(devchain: DevChain, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             name="Numbers",
             symbol="NUM",
         )
-        for asset in (dataset, algorithm):
+        extra = publish_asset(
+            devchain.w3,
+            devchain.deployment,
+            devchain.publisher_key,
+            dataset_ddo(
+                name="More numbers",
+                files=[url_file(f"{served_files.url}/numbers.csv")],
+                service_endpoint=provider.url,
+                allow_raw_algorithm=True,
+            ),
+            encrypt=encrypt,
+            name="More",
+            symbol="MORE",
+        )
+        for asset in (dataset, algorithm, extra):
             for holder in (devchain.consumer, devchain.other_consumer):
                 mint(devchain.w3, asset.datatoken, devchain.publisher_key, holder, 10 * OCEAN)
-        yield Node(provider.url, engine, devchain, dataset, algorithm)
+        yield Node(provider.url, engine, devchain, dataset, algorithm, extra)
     finally:
         provider.close()
         engine.close()
@@ -149,13 +164,29 @@ def order(node: Node, consumer: Consumer, item: dict[str, Any]) -> str:
     )
 
 
-def raw_algorithm() -> dict[str, Any]:
-    return {"meta": {"rawcode": SUM_ALGORITHM.decode(), "container": dict(SAMPLE_CONTAINER)}}
+def raw_algorithm(code: bytes = SUM_ALGORITHM) -> dict[str, Any]:
+    return {"meta": {"rawcode": code.decode(), "container": dict(SAMPLE_CONTAINER)}}
 
 
-def start(node: Node, consumer: Consumer, dataset_tx: str, algorithm: dict[str, Any]) -> Any:
+def signed_job(consumer: Consumer, job_id: str) -> dict[str, Any]:
     nonce = consumer.nonce()
-    body = {
+    return {
+        "consumerAddress": consumer.address,
+        "jobId": job_id,
+        "nonce": nonce,
+        "signature": consumer.sign(job_message(consumer.address, job_id, None), nonce),
+    }
+
+
+def start(
+    node: Node,
+    consumer: Consumer,
+    dataset_tx: str,
+    algorithm: dict[str, Any],
+    additional: list[dict[str, Any]] | None = None,
+) -> Any:
+    nonce = consumer.nonce()
+    body: dict[str, Any] = {
         "consumerAddress": consumer.address,
         "nonce": nonce,
         "signature": consumer.sign(start_message(consumer.address, node.dataset.did), nonce),
@@ -167,19 +198,15 @@ def start(node: Node, consumer: Consumer, dataset_tx: str, algorithm: dict[str, 
         },
         "algorithm": algorithm,
     }
+    if additional:
+        body["additionalDatasets"] = additional
     return requests.post(node.provider + "/api/services/compute", json=body, timeout=60)
 
 
 def finished(node: Node, consumer: Consumer, job_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 90
     while True:
-        nonce = consumer.nonce()
-        params = {
-            "consumerAddress": consumer.address,
-            "jobId": job_id,
-            "nonce": nonce,
-            "signature": consumer.sign(job_message(consumer.address, job_id, None), nonce),
-        }
+        params = signed_job(consumer, job_id)
         reply = requests.get(node.provider + "/api/services/compute", params=params, timeout=10)
         assert reply.status_code == 200, reply.text
         (job,) = reply.json()
@@ -256,3 +283,76 @@ def test_an_unknown_did_is_refused(node: Node) -> None:
     }
     reply = requests.post(node.provider + "/api/services/initializeCompute", json=body, timeout=30)
     assert reply.status_code == 400 and reply.json()["code"] == "did_not_found"
+
+
+COUNT_INPUTS = b"""
+import json, os, pathlib
+dids = json.loads(os.environ["DIDS"])
+sizes = [len((pathlib.Path("/data/inputs") / did / "0").read_text().split()) for did in dids]
+pathlib.Path("/data/outputs/inputs.txt").write_text(" ".join(map(str, sizes)))
+"""
+
+
+def test_additional_datasets_each_with_its_own_order(node: Node) -> None:
+    consumer = Consumer(node.chain.consumer_key)
+    main = initialize(node, consumer, published=False)["datasets"][0]
+    body = {
+        "datasets": [{"documentId": node.extra.did, "serviceId": "compute"}],
+        "algorithm": raw_algorithm(),
+        "compute": {"env": ENV, "validUntil": int(time.time()) + 3600},
+        "consumerAddress": consumer.address,
+    }
+    reply = requests.post(node.provider + "/api/services/initializeCompute", json=body, timeout=30)
+    extra_tx = order(node, consumer, reply.json()["datasets"][0])
+    additional = [{"documentId": node.extra.did, "serviceId": "compute", "transferTxId": extra_tx}]
+    started = start(
+        node, consumer, order(node, consumer, main), raw_algorithm(COUNT_INPUTS), additional
+    )
+    assert started.status_code == 200, started.text
+    job = finished(node, consumer, started.json()[0]["jobId"])
+    assert (job["status"], job["inputDID"]) == (70, [node.dataset.did, node.extra.did]), job
+    assert result(node, consumer, job, "inputs.txt") == b"100 100"
+
+
+def test_stop_delete_and_a_second_consumer_who_cannot_touch_the_job(node: Node) -> None:
+    owner = Consumer(node.chain.consumer_key)
+    stranger = Consumer(node.chain.other_consumer_key)
+    fees = initialize(node, owner, published=False)
+    sleeper = raw_algorithm(b"import time\nprint('sleeping', flush=True)\ntime.sleep(60)\n")
+    started = start(node, owner, order(node, owner, fees["datasets"][0]), sleeper)
+    assert started.status_code == 200, started.text
+    job_id = started.json()[0]["jobId"]
+    compute = node.provider + "/api/services/compute"
+
+    for method in ("GET", "PUT", "DELETE"):  # the stranger sees and touches nothing
+        reply = requests.request(method, compute, params=signed_job(stranger, job_id), timeout=10)
+        assert (reply.status_code, reply.json()["code"]) == (404, "job_not_found"), method
+    nonce = stranger.nonce()
+    peek = {
+        "consumerAddress": stranger.address,
+        "jobId": job_id,
+        "index": 0,
+        "nonce": nonce,
+        "signature": stranger.sign(result_message(stranger.address, job_id, 0), nonce),
+    }
+    reply = requests.get(node.provider + "/api/services/computeResult", params=peek, timeout=10)
+    assert reply.status_code == 404
+
+    deadline = time.monotonic() + 60
+    while requests.get(compute, params=signed_job(owner, job_id), timeout=10).json()[0][
+        "status"
+    ] not in (40, 70):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    stopped = requests.put(compute, params=signed_job(owner, job_id), timeout=10)
+    assert stopped.status_code == 200, stopped.text
+    job = finished(node, owner, job_id)
+    assert (job["status"], job["statusText"]) == (7, "Job stopped"), job
+    by_index = sorted(job["results"], key=lambda r: r["index"])
+    assert [r["index"] for r in by_index] == list(range(len(by_index)))
+    result(node, owner, job, "algorithm.log")  # a stopped job's log downloads by its index
+
+    deleted = requests.delete(compute, params=signed_job(owner, job_id), timeout=10)
+    assert deleted.status_code == 200, deleted.text
+    gone = requests.get(compute, params=signed_job(owner, job_id), timeout=10)
+    assert gone.status_code == 404
