@@ -1,8 +1,10 @@
-"""``ocean-provider serve | engine``: run the Provider or the local compute engine."""
+"""``ocean-provider serve | engine | dev``: run the Provider, the local compute engine, or
+both on a local chain with sample assets."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -56,6 +58,13 @@ def _engine(args: argparse.Namespace) -> None:
     _gunicorn(engine_app, args.bind, 1, args.timeout, threads=8)
 
 
+def _dev(rest: Sequence[str]) -> None:
+    """The dev stack is a dev tool, not part of the Provider: this process becomes its
+    program (``ocean_provider.devnet``, which production code never imports)."""
+    argv = [sys.executable, "-m", "ocean_provider.devnet.stack", *rest]
+    os.execv(sys.executable, argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocean-provider", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -68,11 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--bind", default="127.0.0.1:8050")
     engine.add_argument("--timeout", type=int, default=120)
     engine.set_defaults(run=_engine)
+    commands.add_parser(
+        "dev",
+        add_help=False,  # its options, --help included, are the dev stack's own
+        help="a local chain with Ocean's contracts and sample assets, the engine and the "
+        "Provider (ocean-provider dev --help)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "dev":
+        _dev(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         args.run(args)
     except ConfigurationError as exc:

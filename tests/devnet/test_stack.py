@@ -1,0 +1,194 @@
+"""``ocean-provider dev`` as a user runs it: the console script, real anvil, engine and
+Provider. The first start deploys and publishes; Ctrl-C leaves no process and no bound
+port; a second start on the same folder reuses the chain and the samples; a taken port is
+a clear error before anything starts."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from eth_account import Account
+
+from ocean_provider.devnet.assets import SAMPLE_CONTAINER
+from ocean_provider.devnet.ports import free_port
+from ocean_provider.devnet.stack import CONSUMER_KEYS, SAMPLE_ALGORITHM, DevOptions, check_ports
+
+pytestmark = pytest.mark.integration
+
+CLI = Path(sys.executable).with_name("ocean-provider")  # the console script in the venv
+
+
+@dataclass
+class Started:
+    process: subprocess.Popen[str]
+    output: str  # everything printed up to "ready"
+    seconds: float  # until "ready"
+    tree: set[int]  # the command and every process under it, once ready
+
+    def did(self, kind: str) -> str:
+        found = re.search(rf"^{kind} DID\s+(did:op:[0-9a-f]{{64}})", self.output, re.MULTILINE)
+        assert found, self.output
+        return found.group(1)
+
+
+def options(state_dir: Path) -> DevOptions:
+    ports: set[int] = set()
+    while len(ports) < 4:
+        ports.add(free_port())
+    provider, engine, chain, files = sorted(ports)
+    return DevOptions(state_dir, False, provider, engine, chain, files)
+
+
+def argv(o: DevOptions) -> list[str]:
+    return [str(CLI), "dev", "--state-dir", str(o.state_dir)] + [
+        f"--provider-port={o.provider_port}",
+        f"--engine-port={o.engine_port}",
+        f"--chain-port={o.chain_port}",
+        f"--files-port={o.files_port}",
+    ]
+
+
+def descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = {pid}, [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def start(o: DevOptions) -> Started:
+    began = time.monotonic()
+    process = subprocess.Popen(
+        argv(o), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=o.state_dir.parent
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    while not any("==> ready" in line for line in lines):
+        line = process.stdout.readline()  # the stack gives up by itself within 60 s
+        if not line:
+            process.wait(10)
+            pytest.fail(f"dev stack exited with {process.returncode}:\n{''.join(lines)}")
+        lines.append(line)
+    seconds = time.monotonic() - began
+    return Started(process, "".join(lines), seconds, descendants(process.pid))
+
+
+def interrupt(started: Started, o: DevOptions) -> str:
+    """Ctrl-C; the rest of the output. Nothing of the stack may survive it."""
+    started.process.send_signal(signal.SIGINT)
+    rest, _ = started.process.communicate(timeout=30)
+    assert started.process.returncode == 0, rest
+    assert "==> stopped" in rest
+    survivors = [pid for pid in started.tree if alive(pid)]
+    assert survivors == [], survivors
+    check_ports(o)  # raises PortInUse if any is still bound
+    return rest
+
+
+def initialize_compute(provider: str, dataset_did: str) -> requests.Response:
+    body: dict[str, Any] = {
+        "datasets": [{"documentId": dataset_did, "serviceId": "compute"}],
+        "algorithm": {
+            "meta": {"rawcode": SAMPLE_ALGORITHM.decode(), "container": dict(SAMPLE_CONTAINER)}
+        },
+        "compute": {"env": "ocean-compute", "validUntil": int(time.time()) + 3600},
+        "consumerAddress": Account.from_key(CONSUMER_KEYS[0]).address,
+    }
+    return requests.post(f"{provider}/api/services/initializeCompute", json=body, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevOptions]:
+    o = options(tmp_path_factory.mktemp("dev") / "state")
+    o.state_dir.parent.mkdir(parents=True, exist_ok=True)
+    yield o
+
+
+@pytest.fixture(scope="module")
+def first(state: DevOptions) -> Iterator[Started]:
+    started = start(state)
+    try:
+        yield started
+    finally:
+        if started.process.poll() is None:
+            started.process.terminate()  # only if a test failed midway
+            started.process.wait(30)
+
+
+def test_the_first_start_deploys_publishes_and_serves(first: Started, state: DevOptions) -> None:
+    assert "==> deploying" in first.output and "==> publishing" in first.output
+    assert "chain id 8996" in first.output and str(state.state_dir / "address.json") in first.output
+    for key in CONSUMER_KEYS:
+        assert f"{Account.from_key(key).address}  {key}" in first.output
+    provider = state.url(state.provider_port)
+    assert requests.get(provider, timeout=10).status_code == 200
+    envs = requests.get(
+        f"{provider}/api/services/computeEnvironments", params={"chainId": 8996}, timeout=10
+    )
+    assert envs.status_code == 200, envs.text
+    assert [env["id"] for env in envs.json()] == ["ocean-compute"]
+    reply = initialize_compute(provider, first.did("dataset"))
+    assert reply.status_code == 200, reply.text
+
+
+def test_ctrl_c_stops_everything(first: Started, state: DevOptions) -> None:
+    assert len(first.tree) >= 6  # the command, anvil, files, engine and the Provider's master
+    interrupt(first, state)
+    assert (state.state_dir / "chain-state.json").stat().st_size > 0  # anvil dumped its chain
+
+
+def test_a_second_start_reuses_the_chain_and_the_samples(first: Started, state: DevOptions) -> None:
+    if first.process.poll() is None:
+        interrupt(first, state)
+    second = start(state)
+    try:
+        assert "==> reusing the chain" in second.output
+        assert "==> deploying" not in second.output and "==> publishing" not in second.output
+        assert second.did("dataset") == first.did("dataset")
+        assert second.did("algorithm") == first.did("algorithm")
+        reply = initialize_compute(state.url(state.provider_port), second.did("dataset"))
+        assert reply.status_code == 200, reply.text
+    finally:
+        if second.process.poll() is None:
+            interrupt(second, state)
+    assert second.seconds < 20  # no deployment, no publishing: the servers' boot only
+
+
+def test_a_port_in_use_is_a_clear_error_before_anything_starts(tmp_path: Path) -> None:
+    o = options(tmp_path / "state")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", o.engine_port))
+        taken.listen()
+        result = subprocess.run(argv(o), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1, result.stdout + result.stderr
+    message = f"port {o.engine_port} is already in use (the engine's); stop what uses it or pass"
+    assert f"{message} --engine-port" in result.stderr
+    assert not o.state_dir.exists()
