@@ -1,5 +1,6 @@
 """``ocean-provider dev`` as a user runs it: the console script, real anvil, engine and
-Provider. The first start deploys and publishes; Ctrl-C leaves no process and no bound
+Provider. The first start deploys and publishes, and the sample algorithm computes on the
+sample dataset as a consumer orders it; Ctrl-C leaves no process and no bound
 port; a second start on the same folder reuses the chain and the samples; a taken port is
 a clear error before anything starts."""
 
@@ -19,10 +20,13 @@ from typing import Any
 import pytest
 import requests
 from eth_account import Account
+from web3 import Web3
 
-from ocean_provider.devnet.assets import SAMPLE_CONTAINER
+from ocean_provider.auth.messages import job_message, result_message, start_message
+from ocean_provider.devnet.assets import SAMPLE_CONTAINER, start_order
 from ocean_provider.devnet.ports import free_port
 from ocean_provider.devnet.stack import CONSUMER_KEYS, SAMPLE_ALGORITHM, DevOptions, check_ports
+from tests.conftest import Consumer
 
 pytestmark = pytest.mark.integration
 
@@ -157,6 +161,83 @@ def test_the_first_start_deploys_publishes_and_serves(first: Started, state: Dev
     assert [env["id"] for env in envs.json()] == ["ocean-compute"]
     reply = initialize_compute(provider, first.did("dataset"))
     assert reply.status_code == 200, reply.text
+
+
+def test_the_sample_algorithm_computes_on_the_sample_dataset(
+    first: Started, state: DevOptions
+) -> None:
+    """As a consumer would: fees, two orders on chain, a signed start, status, the result."""
+    provider, consumer = state.url(state.provider_port), Consumer(CONSUMER_KEYS[1])
+    dataset, algorithm = first.did("dataset"), first.did("algorithm")
+    body = {
+        "datasets": [{"documentId": dataset, "serviceId": "compute"}],
+        "algorithm": {"documentId": algorithm, "serviceId": "access"},
+        "compute": {"env": "ocean-compute", "validUntil": int(time.time()) + 3600},
+        "consumerAddress": consumer.address,
+    }
+    fees = requests.post(f"{provider}/api/services/initializeCompute", json=body, timeout=30)
+    assert fees.status_code == 200, fees.text
+    w3 = Web3(Web3.HTTPProvider(state.url(state.chain_port)))
+    dataset_tx, algorithm_tx = (
+        start_order(
+            w3,
+            item["datatoken"],
+            consumer.key,
+            consumer=consumer.address,
+            service_index=0,
+            provider_fee=item["providerFee"],
+        )
+        for item in (fees.json()["datasets"][0], fees.json()["algorithm"])
+    )
+    nonce = consumer.nonce()
+    started = requests.post(
+        f"{provider}/api/services/compute",
+        json={
+            "consumerAddress": consumer.address,
+            "nonce": nonce,
+            "signature": consumer.sign(start_message(consumer.address, dataset), nonce),
+            "environment": "ocean-compute",
+            "dataset": {"documentId": dataset, "serviceId": "compute", "transferTxId": dataset_tx},
+            "algorithm": {
+                "documentId": algorithm,
+                "serviceId": "access",
+                "transferTxId": algorithm_tx,
+            },
+        },
+        timeout=60,
+    )
+    assert started.status_code == 200, started.text
+    job = finished(provider, consumer, started.json()[0]["jobId"])
+    assert (job["status"], job["statusText"]) == (70, "Job completed"), job
+    index = next(r["index"] for r in job["results"] if r["filename"] == "result.json")
+    nonce = consumer.nonce()
+    signature = consumer.sign(result_message(consumer.address, job["jobId"], index), nonce)
+    params = {"consumerAddress": consumer.address, "jobId": job["jobId"], "index": index}
+    result = requests.get(
+        f"{provider}/api/services/computeResult",
+        params={**params, "nonce": nonce, "signature": signature},
+        timeout=10,
+    )
+    assert result.json() == {"sum": sum(n * n for n in range(1, 101))}
+
+
+def finished(provider: str, consumer: Consumer, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        nonce = consumer.nonce()
+        signature = consumer.sign(job_message(consumer.address, job_id, None), nonce)
+        params = {"consumerAddress": consumer.address, "jobId": job_id}
+        reply = requests.get(
+            f"{provider}/api/services/compute",
+            params={**params, "nonce": nonce, "signature": signature},
+            timeout=10,
+        )
+        assert reply.status_code == 200, reply.text
+        (job,) = reply.json()
+        if job["dateFinished"] is not None:
+            return dict(job)
+        assert time.monotonic() < deadline, f"stuck at {job['status']} {job['statusText']}"
+        time.sleep(0.2)
 
 
 def test_ctrl_c_stops_everything(first: Started, state: DevOptions) -> None:
