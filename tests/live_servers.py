@@ -65,6 +65,6 @@ def _wait_until_up(served: ServedProvider, process: subprocess.Popen[bytes]) -> 
         try:
             if requests.get(served.url, timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or slow to answer while busy
             time.sleep(0.1)
     raise AssertionError(f"ocean-provider serve did not answer:\n{served.log.read_text()}")
