@@ -13,6 +13,7 @@ from flask import Flask
 
 from ocean_provider.errors import ConfigurationError
 
+DEV_PROGRAMS = {"dev": "stack", "demo": "demo"}  # subcommand -> ocean_provider.devnet module
 # Paths without query strings (they carry signatures) and no referer (it may too).
 ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
 
@@ -58,10 +59,10 @@ def _engine(args: argparse.Namespace) -> None:
     _gunicorn(engine_app, args.bind, 1, args.timeout, threads=8)
 
 
-def _dev(rest: Sequence[str]) -> None:
-    """The dev stack is a dev tool, not part of the Provider: this process becomes its
-    program (``ocean_provider.devnet``, which production code never imports)."""
-    argv = [sys.executable, "-m", "ocean_provider.devnet.stack", *rest]
+def _dev(program: str, rest: Sequence[str]) -> None:
+    """The dev stack and its demo are dev tools, not part of the Provider: this process
+    becomes their program (``ocean_provider.devnet``, which production code never imports)."""
+    argv = [sys.executable, "-m", f"ocean_provider.devnet.{program}", *rest]
     os.execv(sys.executable, argv)
 
 
@@ -83,14 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="a local chain with Ocean's contracts and sample assets, the engine and the "
         "Provider (ocean-provider dev --help)",
     )
+    commands.add_parser(
+        "demo",
+        add_help=False,
+        help="run one compute job as a consumer against `ocean-provider dev` "
+        "(ocean-provider demo --help)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if args.command == "dev":
-        _dev(rest)
+    if args.command in DEV_PROGRAMS:
+        _dev(DEV_PROGRAMS[args.command], rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:

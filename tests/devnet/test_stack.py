@@ -240,6 +240,37 @@ def finished(provider: str, consumer: Consumer, job_id: str) -> dict[str, Any]:
         time.sleep(0.2)
 
 
+def demo(state: DevOptions, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [str(CLI), "demo", "--state-dir", str(state.state_dir), *extra]
+    command.append(f"--chain-url={state.url(state.chain_port)}")
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_the_demo_runs_the_sample_job_and_prints_its_results(
+    first: Started, state: DevOptions
+) -> None:
+    done = demo(state, "--consumer=2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for shown in ("==> nonce:", "initializeCompute", "ordered on chain 8996", "Job completed"):
+        assert shown in done.stdout, done.stdout
+    assert '{"sum": 338350}' in done.stdout and "summed 100 squares" in done.stdout
+
+
+def test_the_demo_runs_your_file_and_fails_with_one_line(
+    first: Started, state: DevOptions, tmp_path: Path
+) -> None:
+    mine = tmp_path / "mine.py"
+    mine.write_text('open("/data/outputs/hello.txt", "w").write("hello from my file")\n')
+    done = demo(state, f"--algorithm={mine}", "--consumer=2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "hello from my file" in done.stdout
+    mine.write_text("raise SystemExit(3)\n")
+    failed = demo(state, f"--algorithm={mine}", "--consumer=2")
+    assert failed.returncode == 1
+    last = failed.stdout.strip().splitlines()[-1]
+    assert last == "demo failed: the job ended with status 41 (Algorithm failed: exit code 3)"
+
+
 def test_ctrl_c_stops_everything(first: Started, state: DevOptions) -> None:
     assert len(first.tree) >= 6  # the command, anvil, files, engine and the Provider's master
     interrupt(first, state)
