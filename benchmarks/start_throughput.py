@@ -1,13 +1,16 @@
 """Benchmark compute starts: signed, order-verified starts per second through gunicorn.
 
-Everything a start touches is real except the engine and the DDO source: anvil with
-Ocean's contracts, one published dataset (its DDO handed to the Provider by a small
-resolver here, since DDO resolution is a later issue), one real ``startOrder`` per start,
-each paying a provider fee issued by the Provider's own ``ChainFeeIssuer`` (priceMin 0.01
-OCEAN a minute for an hour: 0.6 OCEAN, approved once per consumer), the Provider's real
-``ChainOrderVerifier``, SQLite nonce store and order ledger, and its ``OperatorClient``
-to an instant stub engine. The Provider runs as ``ocean-provider serve`` does
-(``cli._gunicorn``: 2 workers x 4 threads, INFO logs and an access log to a file).
+Everything a start touches is real except the engine and (by default) the DDO source:
+anvil with Ocean's contracts, one dataset (a datatoken whose DDO a small resolver here
+hands to the Provider; with ``--real-ddo``, an asset published as Ocean's clients publish
+it, its files and DDO encrypted to the Provider's key, which the Provider resolves as in
+production: ``ADDRESS_FILE``, its on-chain NFT index and ``ServiceFiles``), one real
+``startOrder`` per start, each paying a provider fee issued by the Provider's own
+``ChainFeeIssuer`` (priceMin 0.01 OCEAN a minute for an hour: 0.6 OCEAN, approved once
+per consumer), the Provider's real ``ChainOrderVerifier``, SQLite nonce store and order
+ledger, and its ``OperatorClient`` to an instant stub engine. The Provider runs as
+``ocean-provider serve`` does (``cli._gunicorn``: 2 workers x 4 threads, INFO logs and an
+access log to a file).
 
 1. Setup (progress on stderr): anvil on its own port, the contracts, the asset, ETH,
    datatokens and OCEAN for each consumer (one per connection, so nonces never collide),
@@ -16,7 +19,9 @@ to an instant stub engine. The Provider runs as ``ocean-provider serve`` does
 2. A counting JSON-RPC proxy sits between the Provider and anvil (batches count each
    call); ``--direct`` leaves it out (no counts) to show what it costs.
 3. Warm-up (not recorded): two starts per connection, so each worker has read what it
-   caches for good (the datatoken's ``isDeployed`` binding, OCEAN's decimals).
+   caches for good (the datatoken's ``isDeployed`` binding, OCEAN's decimals) and, with
+   ``--real-ddo``, indexed the chain and resolved the DDO (which it checks against the
+   index again at most once a second).
 4. ``--rounds`` timed rounds: ``--connections`` keep-alive connections, each a consumer
    sending its pre-signed starts (increasing nonces), each naming an order never used
    before, so its receipt is not cached anywhere: the main figure. Every reply must be
@@ -26,15 +31,15 @@ to an instant stub engine. The Provider runs as ``ocean-provider serve`` does
 5. Replays: some used orders again, freshly signed: each must be refused (400
    ``order_already_used``); shows what a refusal costs.
 
-Prints starts/s (median of rounds, min-max), p50/p99 latency, RPC calls per start by
-method, the Provider's CPU time per start and the CPU cores each process used. All
-share this machine's cores: the ``others`` column is everything else that ran meanwhile
-(other processes, the kernel); a round where it is well above zero measured a busy
-machine. Every process started is stopped at the end, also on Ctrl-C or an error.
+Prints the DDO source, starts/s (median of rounds, min-max), p50/p99 latency, RPC calls
+per start by method, the Provider's CPU time per start and the CPU cores each process
+used. All share this machine's cores: the ``others`` column is everything else that ran
+meanwhile (other processes, the kernel); a round where it is well above zero measured a
+busy machine. Every process started is stopped at the end, also on Ctrl-C or an error.
 
     .venv/bin/python benchmarks/start_throughput.py [--orders 2000] [--connections 16] \\
-        [--rounds 3] [--requests-per-connection 0] [--direct] [--py-spy profile.svg] \\
-        [--log-dir logs/]
+        [--rounds 3] [--requests-per-connection 0] [--real-ddo] [--direct] \\
+        [--py-spy profile.svg] [--log-dir logs/]
 """
 
 from __future__ import annotations
@@ -87,25 +92,31 @@ from ocean_provider.chain.issuer import ChainFeeIssuer
 from ocean_provider.chain.reads import ChainReader
 from ocean_provider.chain.rpc import Chains
 from ocean_provider.compute.interfaces import Asset
+from ocean_provider.ddo.crypto import ProviderCipher
 from ocean_provider.devnet.anvil import ACCOUNT_KEYS, DEV_CHAIN_ID, Anvil, find_anvil
 from ocean_provider.devnet.assets import (
     MAX_UINT256,
     NO_CONSUME_MARKET_FEE,
     ProviderFee,
     approve,
+    cipher_encrypt,
+    dataset_ddo,
     mint,
     provider_fee_args,
+    publish_asset,
     publish_datatoken,
     transfer_ocean,
+    url_file,
 )
-from ocean_provider.devnet.contracts import Deployment, deploy
+from ocean_provider.devnet.contracts import Deployment, deploy, write_address_file
 from ocean_provider.devnet.stub_engine import json_stub
 from ocean_provider.errors import ComputeRefused
 
 DEPLOYER, PUBLISHER, PROVIDER_KEY = ACCOUNT_KEYS[0], ACCOUNT_KEYS[1], ACCOUNT_KEYS[5]
 CHAIN = DEV_CHAIN_ID
-DID = "did:op:" + "5" * 64
-SERVICE_ID, SERVICE_INDEX = "compute-1", 1  # the DDO's second service, as tests/chain
+OWN_DID = "did:op:" + "5" * 64  # the benchmark's own DDO (default)
+DATA_URL = "https://example.com/data.csv"
+SERVICE_ENDPOINT = "http://provider.test"
 ENV_ID = "bench-env"
 PRICE_PER_MINUTE = "0.01"  # OCEAN; a fee valid for an hour is 0.6 OCEAN
 FEE_SECONDS = 3600
@@ -153,25 +164,65 @@ def environment(fee_token: str | None = None) -> dict[str, Any]:
     return {**env, "feeToken": fee_token} if fee_token else env
 
 
-def compute_ddo(nft: str, datatoken: str) -> dict[str, Any]:
-    """The published dataset's DDO, laid out as tests/chain's: an access service, then the
+@dataclass(frozen=True)
+class Dataset:
+    """What every start names: the DID, its compute service, and that service's index in
+    the DDO (the ``serviceIndex`` each order pays for)."""
+
+    did: str
+    service_id: str
+    service_index: int
+    ddo: dict[str, Any] | None  # for the benchmark's own resolver; None: the Provider's
+
+    @property
+    def source(self) -> str:
+        if self.ddo is None:
+            return (
+                "the chain, as in production (ADDRESS_FILE; the NFT index and on-chain "
+                "resolver; ServiceFiles decrypting the files)"
+            )
+        return "the benchmark's own resolver (no DDO resolution)"
+
+
+def own_dataset(nft: str, datatoken: str) -> Dataset:
+    """The benchmark's own DDO, laid out as tests/chain's: an access service, then the
     compute service the orders name (index 1)."""
     compute = {
-        "id": SERVICE_ID,
+        "id": "compute-1",
         "type": "compute",
         "datatokenAddress": datatoken,
-        "serviceEndpoint": "http://provider.test",
+        "serviceEndpoint": SERVICE_ENDPOINT,
         "timeout": FEE_SECONDS,
         "compute": {"allowRawAlgorithm": True, "allowNetworkAccess": False},
     }
     access = {"id": "access-0", "type": "access", "datatokenAddress": datatoken}
-    return {
-        "id": DID,
+    ddo = {
+        "id": OWN_DID,
         "chainId": CHAIN,
         "nft": {"address": nft, "state": 0},  # active, as a resolved DDO says
         "metadata": {"type": "dataset", "name": "start benchmark"},
         "services": [access, compute],
     }
+    return Dataset(OWN_DID, "compute-1", 1, ddo)
+
+
+def publish_dataset(w3: Web3, deployment: Deployment, real_ddo: bool) -> tuple[Dataset, str]:
+    """The dataset and its datatoken: a bare datatoken with the benchmark's own DDO, or
+    (``real_ddo``) an asset published as Ocean's clients publish it, its files and DDO
+    encrypted to the Provider's key, for the Provider to resolve from the chain."""
+    if not real_ddo:
+        published = publish_datatoken(w3, deployment, PUBLISHER)
+        return own_dataset(published.nft, published.datatoken), published.datatoken
+    template = dataset_ddo(
+        name="start benchmark",
+        files=[url_file(DATA_URL)],
+        service_endpoint=SERVICE_ENDPOINT,
+        allow_raw_algorithm=True,
+    )
+    encrypt = cipher_encrypt(ProviderCipher(PROVIDER_KEY))
+    asset = publish_asset(w3, deployment, PUBLISHER, template, encrypt=encrypt)
+    (service,) = asset.ddo["services"]  # dataset_ddo's one compute service
+    return Dataset(asset.did, str(service["id"]), 0, None), asset.datatoken
 
 
 # --- the served processes (children: --serve stub|proxy|provider) --------------------------
@@ -273,11 +324,12 @@ class PublishedAsset:
         return self._asset
 
     def service_files(self, asset: Asset, service_id: str) -> list[dict[str, Any]]:
-        return [{"type": "url", "url": "https://example.com/data.csv", "method": "GET"}]
+        return [url_file(DATA_URL)]
 
 
 def run_provider(bind: str, config: Path, workers: int) -> None:
-    """The Provider as ``ocean-provider serve`` runs it, but with our DDO source."""
+    """The Provider as ``ocean-provider serve`` runs it, with our DDO source unless the
+    config carries no DDO (``--real-ddo``: the production wiring)."""
     from ocean_provider.app import create_app
     from ocean_provider.cli import _gunicorn
     from ocean_provider.config import load_provider_settings
@@ -285,11 +337,11 @@ def run_provider(bind: str, config: Path, workers: int) -> None:
 
     spec = json.loads(config.read_text())
     settings = load_provider_settings(spec["environ"], config_path=None)  # fail in the master
-    asset = Asset(DID, CHAIN, spec["ddo"])
+    own = None if spec["ddo"] is None else PublishedAsset(Asset(spec["did"], CHAIN, spec["ddo"]))
 
     def factory() -> Flask:
         configure_logging(settings.log_level)
-        return create_app(settings, ddos=PublishedAsset(asset))
+        return create_app(settings) if own is None else create_app(settings, ddos=own)
 
     _gunicorn(factory, bind, workers, timeout=120)
 
@@ -315,14 +367,15 @@ class Consumer:
         key = "0x" + keccak(text=f"start_throughput {name}").hex()
         return cls(key, str(Account.from_key(key).address), MessageSigner(key))
 
-    def start_body(self, tx_id: str) -> bytes:
+    def start_body(self, dataset: Dataset, tx_id: str) -> bytes:
         nonce = str(next(self.nonces))
+        did = dataset.did
         request = {
             "consumerAddress": self.address,
             "nonce": nonce,
-            "signature": self.signer.sign(start_message(self.address, DID) + nonce),
+            "signature": self.signer.sign(start_message(self.address, did) + nonce),
             "environment": ENV_ID,
-            "dataset": {"documentId": DID, "serviceId": SERVICE_ID, "transferTxId": tx_id},
+            "dataset": {"documentId": did, "serviceId": dataset.service_id, "transferTxId": tx_id},
             "algorithm": ALGORITHM,
         }
         return json.dumps(request).encode()
@@ -334,7 +387,7 @@ class Market:
     w3: Web3
     deployment: Deployment
     datatoken: str
-    ddo: dict[str, Any]
+    dataset: Dataset
     issuer: ChainFeeIssuer
     session: requests.Session = field(default_factory=requests.Session)
 
@@ -351,27 +404,29 @@ class Market:
         return [replies[i]["result"] for i in range(len(calls))]
 
 
-def open_market(url: str, consumers: list[Consumer], orders_each: int) -> Market:
+def open_market(
+    url: str, consumers: list[Consumer], orders_each: int, real_ddo: bool = False
+) -> Market:
     """Ocean's contracts, the dataset, and consumers holding ETH, datatokens and OCEAN
     (OCEAN approved to the datatoken once, for every fee it will pull)."""
     w3 = Web3(Web3.HTTPProvider(url))
     deployment = deploy(w3, DEPLOYER)
-    published = publish_datatoken(w3, deployment, PUBLISHER)
+    dataset, datatoken = publish_dataset(w3, deployment, real_ddo)
     reader = ChainReader(Chains({CHAIN: url}, timeout=10))
     market = Market(
         url=url,
         w3=w3,
         deployment=deployment,
-        datatoken=published.datatoken,
-        ddo=compute_ddo(published.nft, published.datatoken),
+        datatoken=datatoken,
+        dataset=dataset,
         issuer=ChainFeeIssuer(reader, {CHAIN: PROVIDER_KEY}),
     )
-    progress(f"deployed; datatoken {published.datatoken}; funding {len(consumers)} consumers")
+    progress(f"deployed; {dataset.did}, datatoken {datatoken}; funding {len(consumers)} consumers")
     market.rpc([("anvil_setBalance", [c.address, hex(1000 * ONE)]) for c in consumers])
     for consumer in consumers:
-        mint(w3, published.datatoken, PUBLISHER, consumer.address, (orders_each + 10) * ONE)
+        mint(w3, datatoken, PUBLISHER, consumer.address, (orders_each + 10) * ONE)
         transfer_ocean(w3, deployment, DEPLOYER, consumer.address, orders_each * ONE)
-        approve(w3, deployment.ocean, consumer.key, published.datatoken, MAX_UINT256)
+        approve(w3, deployment.ocean, consumer.key, datatoken, MAX_UINT256)
     return market
 
 
@@ -428,12 +483,13 @@ class StartOrder:
         fee = self.market.issuer.issue(
             chain_id=CHAIN,
             datatoken=self.market.datatoken,
-            service_id=SERVICE_ID,
+            service_id=self.market.dataset.service_id,
             environment=self.environment,
             valid_until=int(time.time()) + FEE_SECONDS,
             charge=True,
         )
-        args = (consumer.address, SERVICE_INDEX, provider_fee_args(cast(ProviderFee, fee)))
+        index = self.market.dataset.service_index
+        args = (consumer.address, index, provider_fee_args(cast(ProviderFee, fee)))
         return "0x" + (self.selector + encode(self.types, [*args, NO_CONSUME_MARKET_FEE])).hex()
 
     def signed(self, consumer: Consumer, nonce: int) -> str:
@@ -610,9 +666,12 @@ class Bench:
 # --- report ---------------------------------------------------------------------------------
 
 
-def report(rounds: list[Pass], warmup: Pass, replays: Pass, args: argparse.Namespace) -> bool:
+def report(
+    rounds: list[Pass], warmup: Pass, replays: Pass, args: argparse.Namespace, dataset: Dataset
+) -> bool:
     print(f"\n{measured_code()}")
     print(setup_line(args))
+    print(f"DDO source: {dataset.source}; {dataset.did}, service {dataset.service_id!r}")
     report_rounds(rounds)
     starts = sum(len(r.replies) for r in rounds)
     timed = None if args.direct else sum((r.rpc or Counter() for r in rounds), Counter[str]())
@@ -624,6 +683,12 @@ def report(rounds: list[Pass], warmup: Pass, replays: Pass, args: argparse.Names
         "and OCEAN's decimals (an eth_call in the rounds is a worker the warm-up missed). "
         "Not cached: each order's receipt (every order is used once)."
     )
+    if dataset.ddo is None:
+        print(
+            "The DDO: indexed and resolved in the warm-up, then checked against the index at "
+            "most once a second per worker (eth_blockNumber + eth_getLogs in one batch); "
+            "each start decrypts the service's files."
+        )
     print(
         f"Fees: priceMin {PRICE_PER_MINUTE} OCEAN/min, validUntil 1 h ahead: each order pays "
         "0.6 OCEAN (allowance approved once per consumer); the Provider checks the fee paid."
@@ -729,7 +794,11 @@ def start_servers(
         "STORAGE_PATH": str(root / "provider" / "provider.db"),
         "PROVIDER_FEE_TOKEN": market.deployment.ocean,
     }
-    config.write_text(json.dumps({"environ": environ, "ddo": market.ddo}))
+    dataset = market.dataset
+    if dataset.ddo is None:  # the Provider resolves it from the chain, as in production
+        environ["ADDRESS_FILE"] = str(root / "address.json")
+        write_address_file(root / "address.json", market.deployment)
+    config.write_text(json.dumps({"environ": environ, "did": dataset.did, "ddo": dataset.ddo}))
     argv = [*me, "--serve", "provider", "--workers", str(args.workers), "--config", str(config)]
     provider = stack.enter_context(served("provider", argv, env, root, "/"))
     wait_for_workers(provider, args.workers)
@@ -775,9 +844,12 @@ def py_spy(stack: ExitStack, bench: Bench, out: Path) -> None:
     progress(f"py-spy records worker {worker} into {out}")
 
 
-def signed_starts(consumers: list[Consumer], orders: list[list[str]]) -> list[list[bytes]]:
+def signed_starts(
+    consumers: list[Consumer], dataset: Dataset, orders: list[list[str]]
+) -> list[list[bytes]]:
     """Each connection's start requests: its consumer's, one per order, nonces increasing."""
-    return [[c.start_body(tx) for tx in o] for c, o in zip(consumers, orders, strict=True)]
+    pairs = zip(consumers, orders, strict=True)
+    return [[c.start_body(dataset, tx) for tx in o] for c, o in pairs]
 
 
 def run_parts(stack: ExitStack, root: Path, args: argparse.Namespace) -> bool:
@@ -785,13 +857,13 @@ def run_parts(stack: ExitStack, root: Path, args: argparse.Namespace) -> bool:
     orders_each = math.ceil(args.orders / args.connections) + WARMUP_PER_CONNECTION
     anvil = stack.enter_context(Anvil(binary=find_anvil()))
     progress(f"anvil up at {anvil.url} (pid {anvil.pid}); deploying Ocean's contracts")
-    market = open_market(anvil.url, consumers, orders_each)
+    market = open_market(anvil.url, consumers, orders_each, args.real_ddo)
     stack.callback(market.session.close)
     progress(f"placing {orders_each} orders for each of {len(consumers)} consumers")
     orders = place_orders(market, consumers, orders_each)
     bench = start_servers(stack, root, anvil, market, args)
     warm = [o[:WARMUP_PER_CONNECTION] for o in orders]
-    warmup = bench.run("warm-up", signed_starts(consumers, warm))
+    warmup = bench.run("warm-up", signed_starts(consumers, market.dataset, warm))
     if any(r.status != 200 for r in warmup.replies):
         lines = bench.provider.log.read_text().splitlines()
         log = [line for line in lines if '"POST ' not in line][-40:]  # no access log lines
@@ -806,11 +878,14 @@ def run_parts(stack: ExitStack, root: Path, args: argparse.Namespace) -> bool:
         for n in range(args.rounds):
             fresh = [o[n :: args.rounds] for o in timed]
             rounds.append(
-                bench.run(f"round {n + 1}/{args.rounds}", signed_starts(consumers, fresh))
+                bench.run(
+                    f"round {n + 1}/{args.rounds}",
+                    signed_starts(consumers, market.dataset, fresh),
+                )
             )
     used = [o[:REPLAYS_PER_CONNECTION] for o in timed]
-    replays = bench.run("replays", signed_starts(consumers, used))
-    return report(rounds, warmup, replays, args)
+    replays = bench.run("replays", signed_starts(consumers, market.dataset, used))
+    return report(rounds, warmup, replays, args, market.dataset)
 
 
 def benchmark(args: argparse.Namespace) -> int:
@@ -844,6 +919,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="reconnect after this many requests (0: keep each connection for a whole round)",
+    )
+    add(
+        "--real-ddo",
+        action="store_true",
+        help="publish the dataset on chain and let the Provider resolve it as in production",
     )
     add("--direct", action="store_true", help="Provider talks to anvil itself (no RPC counts)")
     add("--py-spy", type=Path, help="record one Provider worker in the rounds into this file")
