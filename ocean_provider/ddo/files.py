@@ -13,10 +13,13 @@ gateways. Decrypted URLs go only to the engine: no error text or log line here n
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,6 +37,7 @@ log = logging.getLogger(__name__)
 SERVICE_RESOURCE = "dataset.serviceId"
 NOT_DECRYPTABLE = "compute_services_not_in_same_provider"
 MAX_FILES = 64  # per service, as the engine takes per input
+CACHED_SERVICES = 1024  # decrypted file lists kept per process
 IPFS_PATH = re.compile(r"[A-Za-z0-9]{1,128}(/[A-Za-z0-9_~-][A-Za-z0-9._~-]{0,254})*")
 ARWEAVE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -53,6 +57,10 @@ class ServiceFiles:
         timeout: float = 30.0,
     ) -> None:
         self._ciphers = ciphers
+        self._lock = threading.Lock()
+        self._decrypted: OrderedDict[tuple[int, str, str, str, str], list[dict[str, Any]]] = (
+            OrderedDict()
+        )
         self._gateways = {"ipfs": ipfs_gateway.rstrip("/"), "arweave": arweave_gateway.rstrip("/")}
         self._timeout = timeout
         self._fetcher = SafeFetcher(
@@ -71,11 +79,29 @@ class ServiceFiles:
         service = asset.service(service_id)
         if service is None:
             raise ComputeRefused(SERVICE_RESOURCE, "not_found")
-        plain = self._decrypt(asset, service, service_id)
-        files = _bound_files(asset, service, plain)
-        if not 0 < len(files) <= MAX_FILES:
-            raise _malformed()
-        return [self._normalise(item) for item in files]
+        # everything the answer depends on: the same ciphertext bound to the same tokens
+        key = (
+            asset.chain_id,
+            str(service.get("files")),
+            str(service.get("datatokenAddress")),
+            str(asset.ddo.get("nftAddress")),
+            str(asset.ddo.get("version")),
+        )
+        with self._lock:
+            cached = self._decrypted.get(key)
+            if cached is not None:
+                self._decrypted.move_to_end(key)
+        if cached is None:  # an ECIES decryption costs about 0.25 ms: once per ciphertext
+            plain = self._decrypt(asset, service, service_id)
+            files = _bound_files(asset, service, plain)
+            if not 0 < len(files) <= MAX_FILES:
+                raise _malformed()
+            cached = [self._normalise(item) for item in files]
+            with self._lock:
+                self._decrypted[key] = cached
+                if len(self._decrypted) > CACHED_SERVICES:
+                    self._decrypted.popitem(last=False)
+        return copy.deepcopy(cached)  # callers own their copy
 
     def algorithm_checksums(self, asset: Asset, service_id: str) -> AlgorithmChecksums:
         """sha256 of each algorithm file, fetched now, and of entrypoint + image checksum."""

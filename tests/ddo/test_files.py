@@ -266,3 +266,28 @@ def test_a_zero_cap_hashes_no_file(server: str) -> None:
     with pytest.raises(ComputeRefused) as refused:
         files.algorithm_checksums(asset(bound([url(f"{server}/algo.py")])), "svc")
     assert refused.value.code == "file_unavailable"
+
+
+def test_a_ciphertext_is_decrypted_once_and_callers_get_their_own_copy(
+    files: ServiceFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    published = asset(bound([url("https://data.example/a.csv")]))
+    calls: list[bytes] = []
+    decrypt = ProviderCipher.decrypt
+
+    def counted(self: ProviderCipher, cipher: bytes) -> bytes:
+        calls.append(cipher)
+        return decrypt(self, cipher)
+
+    monkeypatch.setattr(ProviderCipher, "decrypt", counted)
+    first = files.service_files(published, "svc")
+    first[0]["url"] = "https://elsewhere.example/"  # a caller's change stays its own
+    second = files.service_files(published, "svc")
+    assert second == [{"type": "url", "url": "https://data.example/a.csv", "method": "GET"}]
+    assert len(calls) == 1
+    # the same ciphertext on an asset bound to another NFT is checked again, and refused
+    moved = asset(files=published.ddo["services"][0]["files"])
+    moved.ddo["nftAddress"] = "0x" + "9" * 40  # type: ignore[index]
+    with pytest.raises(ComputeRefused) as refused:
+        files.service_files(moved, "svc")
+    assert refused.value.code == "files_nft_mismatch" and len(calls) == 2
