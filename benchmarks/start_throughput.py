@@ -687,7 +687,7 @@ def report(
         print(
             "The DDO: indexed and resolved in the warm-up, then checked against the index at "
             "most once a second per worker (eth_blockNumber + eth_getLogs in one batch); "
-            "each start decrypts the service's files."
+            "the service's files are decrypted once per worker (cached by ciphertext)."
         )
     print(
         f"Fees: priceMin {PRICE_PER_MINUTE} OCEAN/min, validUntil 1 h ahead: each order pays "
