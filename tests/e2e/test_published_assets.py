@@ -8,134 +8,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import requests
 
-from ocean_provider.app import create_app
 from ocean_provider.auth.messages import job_message, result_message, start_message
-from ocean_provider.devnet.assets import (
-    SAMPLE_CONTAINER,
-    PublishedAsset,
-    algorithm_ddo,
-    dataset_ddo,
-    endpoint_encrypt,
-    mint,
-    publish_asset,
-    start_order,
-    trusted_algorithm,
-    url_file,
-)
-from ocean_provider.devnet.embedded import (
-    EmbeddedEngine,
-    serve_app,
-    serve_directory,
-    start_embedded_engine,
-)
-from tests.conftest import Consumer, make_settings
-from tests.devchain import OCEAN, DevChain
-from tests.engine.conftest import environment
+from ocean_provider.devnet.assets import SAMPLE_CONTAINER, start_order
+from tests.conftest import Consumer
+from tests.devchain import DevChain
+from tests.published_node import ENV, SUM_ALGORITHM, Node, published_node
 
 pytestmark = pytest.mark.integration
-
-ENV = "ocean-compute"
-NUMBERS = "".join(f"{i}\n" for i in range(1, 101))
-SUM_ALGORITHM = b"""
-import json, os, pathlib
-did = json.loads(os.environ["DIDS"])[0]
-numbers = [int(x) for x in (pathlib.Path("/data/inputs") / did / "0").read_text().split()]
-pathlib.Path("/data/outputs/sum.txt").write_text(str(sum(numbers)))
-print("summed", len(numbers), "numbers")
-"""
-
-
-@dataclass
-class Node:
-    provider: str
-    engine: EmbeddedEngine
-    chain: DevChain
-    dataset: PublishedAsset
-    algorithm: PublishedAsset
-    extra: PublishedAsset  # a second dataset, for additionalDatasets
 
 
 @pytest.fixture(scope="module")
 def node(devchain: DevChain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
-    root = tmp_path_factory.mktemp("node")
-    files = root / "files"
-    files.mkdir()
-    (files / "numbers.csv").write_text(NUMBERS)
-    (files / "sum.py").write_bytes(SUM_ALGORITHM)
-    served_files = serve_directory(files)
-    engine = start_embedded_engine(
-        root / "engine", [environment(ENV)], devchain.provider_key, PROVISION_SECONDS="30"
-    )
-    settings = make_settings(
-        root,
-        NETWORK_URL=devchain.url,
-        PROVIDER_PRIVATE_KEY=devchain.provider_key,
-        ADDRESS_FILE=str(devchain.address_file),
-        OPERATOR_SERVICE_URL=engine.url,
-        ALLOW_PRIVATE_DOWNLOADS="true",  # the files are served on loopback
-        REQUEST_TIMEOUT="30",
-    )
-    provider = serve_app(create_app(settings), "provider")  # production wiring: no fakes
-    try:
-        encrypt = endpoint_encrypt(provider.url, devchain.deployment.chain_id)
-        algorithm = publish_asset(
-            devchain.w3,
-            devchain.deployment,
-            devchain.publisher_key,
-            algorithm_ddo(
-                name="Sum",
-                files=[url_file(f"{served_files.url}/sum.py")],
-                service_endpoint=provider.url,
-            ),
-            encrypt=encrypt,
-            name="Sum",
-            symbol="SUM",
-        )
-        dataset = publish_asset(
-            devchain.w3,
-            devchain.deployment,
-            devchain.publisher_key,
-            dataset_ddo(
-                name="Numbers",
-                files=[url_file(f"{served_files.url}/numbers.csv")],
-                service_endpoint=provider.url,
-                allow_raw_algorithm=True,
-                trusted_algorithms=[
-                    trusted_algorithm(algorithm.did, SAMPLE_CONTAINER, [SUM_ALGORITHM])
-                ],
-            ),
-            encrypt=encrypt,
-            name="Numbers",
-            symbol="NUM",
-        )
-        extra = publish_asset(
-            devchain.w3,
-            devchain.deployment,
-            devchain.publisher_key,
-            dataset_ddo(
-                name="More numbers",
-                files=[url_file(f"{served_files.url}/numbers.csv")],
-                service_endpoint=provider.url,
-                allow_raw_algorithm=True,
-            ),
-            encrypt=encrypt,
-            name="More",
-            symbol="MORE",
-        )
-        for asset in (dataset, algorithm, extra):
-            for holder in (devchain.consumer, devchain.other_consumer):
-                mint(devchain.w3, asset.datatoken, devchain.publisher_key, holder, 10 * OCEAN)
-        yield Node(provider.url, engine, devchain, dataset, algorithm, extra)
-    finally:
-        provider.close()
-        engine.close()
-        served_files.close()
+    with published_node(devchain, tmp_path_factory.mktemp("node")) as published:
+        yield published
 
 
 def initialize(node: Node, consumer: Consumer, *, published: bool) -> dict[str, Any]:
