@@ -91,12 +91,12 @@ from ocean_provider.chain.artifacts import abi
 from ocean_provider.chain.issuer import ChainFeeIssuer
 from ocean_provider.chain.reads import ChainReader
 from ocean_provider.chain.rpc import Chains
+from ocean_provider.client.orders import NO_CONSUME_MARKET_FEE
 from ocean_provider.compute.interfaces import Asset
 from ocean_provider.ddo.crypto import ProviderCipher
 from ocean_provider.devnet.anvil import ACCOUNT_KEYS, DEV_CHAIN_ID, Anvil, find_anvil
 from ocean_provider.devnet.assets import (
     MAX_UINT256,
-    NO_CONSUME_MARKET_FEE,
     ProviderFee,
     approve,
     cipher_encrypt,

@@ -31,14 +31,15 @@ from web3 import Web3
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
+from ocean_provider.client import order, provider_fee_from_json
+from ocean_provider.client.orders import ProviderFeeArgs
+from ocean_provider.client.orders import provider_fee_args as client_fee_args
 from ocean_provider.ddo.crypto import FLAG_ECIES, FLAG_LZMA, ProviderCipher, document_hash
 from ocean_provider.ddo.index import did_for
 from ocean_provider.devnet.contracts import Deployment, contract_at, transact
 
 ZERO_ADDRESS = "0x" + "0" * 40
 MAX_UINT256 = 2**256 - 1
-# startOrder's consumeMarketFee (address, token, amount): none
-NO_CONSUME_MARKET_FEE = (ZERO_ADDRESS, ZERO_ADDRESS, 0)
 
 
 @dataclass(frozen=True)
@@ -60,29 +61,9 @@ class ProviderFee(TypedDict):
     providerData: str  # 0x hex of the bytes the Provider signed
 
 
-ProviderFeeArgs = tuple[ChecksumAddress, ChecksumAddress, int, int, bytes, bytes, int, bytes]
-
-
 def provider_fee_args(fee: ProviderFee) -> ProviderFeeArgs:
-    """``fee`` as the contracts' ``providerFee`` tuple
-    ``(address, address, uint256, uint8, bytes32, bytes32, uint256, bytes)``."""
-    return (
-        Web3.to_checksum_address(fee["providerFeeAddress"]),
-        Web3.to_checksum_address(fee["providerFeeToken"]),
-        int(fee["providerFeeAmount"]),
-        int(fee["v"]),
-        _bytes32(fee["r"], "r"),
-        _bytes32(fee["s"], "s"),
-        int(fee["validUntil"]),
-        bytes(HexBytes(fee["providerData"])),
-    )
-
-
-def _bytes32(value: str, name: str) -> bytes:
-    raw = bytes(HexBytes(value))
-    if len(raw) != 32:
-        raise ValueError(f"provider fee {name} is {len(raw)} bytes, not 32")
-    return raw
+    """``fee`` (a Provider's JSON) as the contracts' ``providerFee`` tuple."""
+    return client_fee_args(provider_fee_from_json(fee))
 
 
 def publish_datatoken(
@@ -151,14 +132,9 @@ def start_order(
 ) -> str:
     """Pay one datatoken for service ``service_index`` on behalf of ``consumer``, plus the
     provider fee; the order's transaction hash (0x hex), which the consumer hands to the
-    Provider as ``transferTxId``."""
-    fee = provider_fee_args(provider_fee)
-    _approve_provider_fee(w3, datatoken, payer_key, fee)
-    dt = contract_at(w3, "ERC20Template", datatoken)
-    call = dt.functions.startOrder(
-        Web3.to_checksum_address(consumer), service_index, fee, NO_CONSUME_MARKET_FEE
-    )
-    return transact(w3, payer_key, call)["transactionHash"].to_0x_hex()
+    Provider as ``transferTxId``. The consumer client's ``order``, with a JSON fee."""
+    fee = provider_fee_from_json(provider_fee)
+    return order(w3, payer_key, datatoken, fee, service_index=service_index, consumer=consumer)
 
 
 def reuse_order(

@@ -15,9 +15,9 @@ from ocean_provider.chain.issuer import ChainFeeIssuer
 from ocean_provider.chain.orders import ChainOrderVerifier
 from ocean_provider.chain.reads import ChainReader
 from ocean_provider.chain.rpc import Chains
+from ocean_provider.client.orders import NO_CONSUME_MARKET_FEE
 from ocean_provider.compute.interfaces import Asset
 from ocean_provider.devnet.assets import (
-    NO_CONSUME_MARKET_FEE,
     approve,
     provider_fee_args,
     reuse_order,
