@@ -13,7 +13,6 @@ from __future__ import annotations
 import configparser
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +21,11 @@ from urllib.parse import urlsplit
 
 from eth_account import Account
 
+from ocean_provider.auth.addresses import ADDRESS
 from ocean_provider.auth.status_access import StatusAccess
 from ocean_provider.errors import ConfigurationError
 
 DEFAULT_CONFIG = Path("config.ini")
-ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 

@@ -6,11 +6,13 @@ same few addresses recur on each request, and each EIP-55 form costs a keccak.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from eth_utils.address import to_checksum_address
 
 CACHED_ADDRESSES = 65_536
+ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")  # use with fullmatch
 
 
 @lru_cache(maxsize=CACHED_ADDRESSES)

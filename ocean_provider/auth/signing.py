@@ -7,19 +7,17 @@ signed payload is then shorter than 32 bytes; both forms are accepted.
 
 from __future__ import annotations
 
-import re
-
 from coincurve import PrivateKey, PublicKey
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from ocean_provider.auth.addresses import ADDRESS
 from ocean_provider.errors import SignatureInvalid
 
 SIGNATURE_BYTES = 65
 # secp256k1 group order; EIP-2 accepts only s <= n/2, so each signature has no twin
 CURVE_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 EIP191_PREFIX = b"\x19Ethereum Signed Message:\n"
-ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 def message_hash(message: str) -> bytes:

@@ -14,13 +14,13 @@ data NFT is read once per process.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from eth_utils.address import to_checksum_address
 
+from ocean_provider.auth.addresses import ADDRESS
 from ocean_provider.chain.events import events_from
 from ocean_provider.chain.fees import ZERO_ADDRESS, ProviderData, ProviderFee, fee_amount
 from ocean_provider.chain.reads import ChainReader, Receipt, ReceiptMissing, ReceiptUnconfirmed
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 ONE_TOKEN = 10**18  # an order costs at least one datatoken
 EXPIRY_GRACE = 90  # seconds; the reference's allowance on top of initialize-to-order delay
-ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 class ChainOrderVerifier:

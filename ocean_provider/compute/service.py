@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ocean_provider.auth.addresses import checksum_address
+from ocean_provider.auth.addresses import ADDRESS, checksum_address
 from ocean_provider.auth.order_ledger import OrderLedger
 from ocean_provider.compute import policy
 from ocean_provider.compute.interfaces import (
@@ -49,7 +48,6 @@ from ocean_provider.wire.jobs import OperatorJob
 
 log = logging.getLogger(__name__)
 ZERO_ADDRESS = "0x" + "0" * 40
-ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 # Environments are asked for by every UI refresh; the engine is asked at most this often
 # per chain and worker (their currentJobs may lag by as much).
 ENVIRONMENTS_TTL = 2.0
