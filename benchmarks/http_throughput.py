@@ -737,19 +737,38 @@ def benchmark(args: argparse.Namespace) -> int:
         if shutil.which(tool) is None:
             progress(f"{tool} is not installed: sudo apt-get install -y {tool}")
             return 2
-    with tempfile.TemporaryDirectory(prefix="http-bench-") as tmp, ExitStack() as stack:
+    return run_in_tempdir(
+        "http-bench-",
+        lambda stack, root: run_parts(stack, root, args),
+        args.log_dir,
+        stopping="stopping servers",
+        invalid="some requests failed or memory grew",
+    )
+
+
+def run_in_tempdir(
+    prefix: str,
+    run: Callable[[ExitStack, Path], bool],
+    log_dir: Path | None,
+    *,
+    stopping: str,
+    invalid: str,
+) -> int:
+    """``run`` in a temporary folder whose servers ``run`` registers on the stack: all of
+    them stopped at the end, their logs kept in ``log_dir`` if given; the exit code."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp, ExitStack() as stack:
         root = Path(tmp)
         try:
-            ok = run_parts(stack, root, args)
+            ok = run(stack, root)
         finally:
-            progress("stopping servers")
+            progress(stopping)
             stack.close()  # first, so that the logs are complete
-            if args.log_dir:
-                args.log_dir.mkdir(parents=True, exist_ok=True)
+            if log_dir:
+                log_dir.mkdir(parents=True, exist_ok=True)
                 for log in root.glob("*.log"):
-                    shutil.copy(log, args.log_dir / log.name)
+                    shutil.copy(log, log_dir / log.name)
     if not ok:
-        print("\nINVALID: some requests failed or memory grew; see above.", file=sys.stderr)
+        print(f"\nINVALID: {invalid}; see above.", file=sys.stderr)
     return 0 if ok else 1
 
 

@@ -50,12 +50,10 @@ import itertools
 import json
 import math
 import os
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -80,6 +78,7 @@ from http_throughput import (
     Server,
     cpu_seconds,
     measured_code,
+    run_in_tempdir,
     served,
     stop_group,
 )
@@ -889,22 +888,13 @@ def run_parts(stack: ExitStack, root: Path, args: argparse.Namespace) -> bool:
 
 
 def benchmark(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="start-bench-") as tmp, ExitStack() as stack:
-        root = Path(tmp)
-        try:
-            ok = run_parts(stack, root, args)
-        finally:
-            progress("stopping servers and anvil")
-            stack.close()  # first, so that the logs are complete
-            if args.log_dir:
-                args.log_dir.mkdir(parents=True, exist_ok=True)
-                for log in root.glob("*.log"):
-                    shutil.copy(log, args.log_dir / log.name)
-    if not ok:
-        print(
-            "\nINVALID: some starts failed or a replay was not refused; see above.", file=sys.stderr
-        )
-    return 0 if ok else 1
+    return run_in_tempdir(
+        "start-bench-",
+        lambda stack, root: run_parts(stack, root, args),
+        args.log_dir,
+        stopping="stopping servers and anvil",
+        invalid="some starts failed or a replay was not refused",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
