@@ -65,8 +65,8 @@ def create_app(
     reader = _chain_reader(settings)  # one per app: its caches serve every chain part
     orders = orders or ChainOrderVerifier(reader, settings.provider_addresses)
     fees = fees or ChainFeeIssuer(reader, settings.provider_keys)
-    documents = documents or _chain_documents(settings, reader)
     ciphers = {chain: ProviderCipher(key) for chain, key in settings.provider_keys.items()}
+    documents = documents or _chain_documents(settings, reader, ciphers)
     files = ServiceFiles(
         ciphers,
         ipfs_gateway=settings.ipfs_gateway,
@@ -125,10 +125,12 @@ def _chain_reader(settings: ProviderSettings) -> ChainReader:
     )
 
 
-def _chain_documents(settings: ProviderSettings, reader: ChainReader) -> ChainDocuments:
+def _chain_documents(
+    settings: ProviderSettings, reader: ChainReader, ciphers: Mapping[int, ProviderCipher]
+) -> ChainDocuments:
     return ChainDocuments(
         reader,
-        keys=settings.provider_keys,
+        ciphers=ciphers,
         factories={chain: c.factory for chain, c in settings.contracts.items()},
         decrypters=settings.authorized_decrypters,
     )

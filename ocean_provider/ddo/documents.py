@@ -66,12 +66,12 @@ class ChainDocuments:
         self,
         reader: NftReads,
         *,
-        keys: Mapping[int, str],
+        ciphers: Mapping[int, ProviderCipher],
         factories: Mapping[int, str | None],
         decrypters: Iterable[str] = (),
     ) -> None:
         self._reader = reader
-        self._ciphers = {chain: ProviderCipher(key) for chain, key in keys.items()}
+        self._ciphers = ciphers  # the app's: each key parsed once, shared with ServiceFiles
         self._factories = dict(factories)
         self._decrypters = frozenset(checksum_address(a) for a in decrypters)
 

@@ -97,7 +97,10 @@ def nfts() -> FakeNfts:
 
 def documents_app(settings: ProviderSettings, nfts: FakeNfts, *decrypters: str) -> Flask:
     documents = ChainDocuments(
-        nfts, keys={CHAIN_ID: PROVIDER_KEY}, factories={CHAIN_ID: FACTORY}, decrypters=decrypters
+        nfts,
+        ciphers={CHAIN_ID: ProviderCipher(PROVIDER_KEY)},
+        factories={CHAIN_ID: FACTORY},
+        decrypters=decrypters,
     )
     return create_app(settings, documents=documents)
 
