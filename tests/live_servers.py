@@ -1,8 +1,10 @@
-"""Real server processes for tests: ``ocean-provider serve`` under gunicorn."""
+"""Real server processes for tests: ``ocean-provider serve`` under gunicorn, redis-server."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -68,3 +70,29 @@ def _wait_until_up(served: ServedProvider, process: subprocess.Popen[bytes]) -> 
         except requests.RequestException:  # refused, or slow to answer while busy
             time.sleep(0.1)
     raise AssertionError(f"ocean-provider serve did not answer:\n{served.log.read_text()}")
+
+
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    """A real redis-server on loopback (installed by scripts/setup); its URL, database 0."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise AssertionError("redis-server is not installed: run scripts/setup")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

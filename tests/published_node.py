@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ocean_provider.app import create_app
 from ocean_provider.devnet.assets import (
@@ -56,11 +57,7 @@ class Node:
 
 @contextmanager
 def published_node(devchain: DevChain, root: Path) -> Iterator[Node]:
-    files = root / "files"
-    files.mkdir()
-    (files / "numbers.csv").write_text(NUMBERS)
-    (files / "sum.py").write_bytes(SUM_ALGORITHM)
-    served_files = serve_directory(files)
+    served_files = serve_directory(write_sample_files(root / "files"))
     engine = start_embedded_engine(
         root / "engine", [environment(ENV)], devchain.provider_key, PROVISION_SECONDS="30"
     )
@@ -75,56 +72,72 @@ def published_node(devchain: DevChain, root: Path) -> Iterator[Node]:
     )
     provider = serve_app(create_app(settings), "provider")  # production wiring: no fakes
     try:
-        encrypt = endpoint_encrypt(provider.url, devchain.deployment.chain_id)
-        algorithm = publish_asset(
-            devchain.w3,
-            devchain.deployment,
-            devchain.publisher_key,
-            algorithm_ddo(
-                name="Sum",
-                files=[url_file(f"{served_files.url}/sum.py")],
-                service_endpoint=provider.url,
-            ),
-            encrypt=encrypt,
-            name="Sum",
-            symbol="SUM",
-        )
-        dataset = publish_asset(
-            devchain.w3,
-            devchain.deployment,
-            devchain.publisher_key,
-            dataset_ddo(
-                name="Numbers",
-                files=[url_file(f"{served_files.url}/numbers.csv")],
-                service_endpoint=provider.url,
-                allow_raw_algorithm=True,
-                trusted_algorithms=[
-                    trusted_algorithm(algorithm.did, SAMPLE_CONTAINER, [SUM_ALGORITHM])
-                ],
-            ),
-            encrypt=encrypt,
-            name="Numbers",
-            symbol="NUM",
-        )
-        extra = publish_asset(
-            devchain.w3,
-            devchain.deployment,
-            devchain.publisher_key,
-            dataset_ddo(
-                name="More numbers",
-                files=[url_file(f"{served_files.url}/numbers.csv")],
-                service_endpoint=provider.url,
-                allow_raw_algorithm=True,
-            ),
-            encrypt=encrypt,
-            name="More",
-            symbol="MORE",
-        )
-        for asset in (dataset, algorithm, extra):
-            for holder in (devchain.consumer, devchain.other_consumer):
-                mint(devchain.w3, asset.datatoken, devchain.publisher_key, holder, 10 * OCEAN)
-        yield Node(provider.url, engine, devchain, dataset, algorithm, extra)
+        samples = publish_samples(devchain, provider.url, served_files.url)
+        yield Node(provider.url, engine, devchain, *samples)
     finally:
         provider.close()
         engine.close()
         served_files.close()
+
+
+def publish_samples(
+    devchain: DevChain, provider_url: str, files_url: str
+) -> tuple[PublishedAsset, PublishedAsset, PublishedAsset]:
+    """The dataset (trusting the algorithm), the algorithm and a second dataset, published
+    with files under ``files_url`` encrypted through ``provider_url``; both consumers hold
+    datatokens of each."""
+    encrypt = endpoint_encrypt(provider_url, devchain.deployment.chain_id)
+
+    def publish(ddo: dict[str, Any], name: str, symbol: str) -> PublishedAsset:
+        return publish_asset(
+            devchain.w3,
+            devchain.deployment,
+            devchain.publisher_key,
+            ddo,
+            encrypt=encrypt,
+            name=name,
+            symbol=symbol,
+        )
+
+    algorithm = publish(
+        algorithm_ddo(
+            name="Sum", files=[url_file(f"{files_url}/sum.py")], service_endpoint=provider_url
+        ),
+        "Sum",
+        "SUM",
+    )
+    dataset = publish(
+        dataset_ddo(
+            name="Numbers",
+            files=[url_file(f"{files_url}/numbers.csv")],
+            service_endpoint=provider_url,
+            allow_raw_algorithm=True,
+            trusted_algorithms=[
+                trusted_algorithm(algorithm.did, SAMPLE_CONTAINER, [SUM_ALGORITHM])
+            ],
+        ),
+        "Numbers",
+        "NUM",
+    )
+    extra = publish(
+        dataset_ddo(
+            name="More numbers",
+            files=[url_file(f"{files_url}/numbers.csv")],
+            service_endpoint=provider_url,
+            allow_raw_algorithm=True,
+        ),
+        "More",
+        "MORE",
+    )
+    for asset in (dataset, algorithm, extra):
+        for holder in (devchain.consumer, devchain.other_consumer):
+            mint(devchain.w3, asset.datatoken, devchain.publisher_key, holder, 10 * OCEAN)
+    return dataset, algorithm, extra
+
+
+def write_sample_files(root: Path) -> Path:
+    """The files the samples point at: ``numbers.csv`` and ``sum.py``."""
+    root.mkdir()
+    (root / "numbers.csv").write_text(NUMBERS)
+    (root / "sum.py").write_bytes(SUM_ALGORITHM)
+    return root

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
-import socket
 import sqlite3
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +27,7 @@ from ocean_provider.errors import (
     StoreUnavailable,
     ValidationFailed,
 )
+from tests.live_servers import redis_server
 
 ADDRESS = "0xA78deb2Fa79463945C247991075E2a0e98Ba7A09"
 _digests = itertools.count()
@@ -43,25 +41,8 @@ def _digest() -> bytes:
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server on loopback, started for this module (installed by .ci/run)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed: run .ci/run or apt-get install redis-server")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "redis"])
