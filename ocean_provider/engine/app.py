@@ -19,7 +19,7 @@ from ocean_provider.engine.environments import (
 from ocean_provider.engine.provision import Provisioner
 from ocean_provider.engine.replay import ReplayCache
 from ocean_provider.engine.sandbox import sandbox_available
-from ocean_provider.engine.sandbox_limits import remove_stale_cgroups
+from ocean_provider.engine.sandbox.limits import remove_stale_cgroups
 from ocean_provider.engine.store import JobStore
 from ocean_provider.engine.worker import Scheduler, WorkerConfig
 from ocean_provider.errors import ConfigurationError

@@ -20,8 +20,8 @@ from typing import Any
 
 from ocean_provider.engine.environments import Runtime, runtime_for
 from ocean_provider.engine.requests import Workflow, WorkflowAlgorithm, WorkflowInput
-from ocean_provider.engine.sandbox_runtime import PlacedRuntime, place_runtime
-from ocean_provider.engine.sandbox_types import RuntimeMount
+from ocean_provider.engine.sandbox.runtime import PlacedRuntime, place_runtime
+from ocean_provider.engine.sandbox.types import RuntimeMount
 from ocean_provider.fetch.fetcher import SafeFetcher
 from ocean_provider.fetch.request import FetchError, FetchTooLarge
 from ocean_provider.wire.fields import Container

@@ -31,8 +31,8 @@ from ocean_provider.engine.sandbox import (
     SandboxRun,
     SandboxSpec,
 )
-from ocean_provider.engine.sandbox_limits import cgroup_prefix
-from ocean_provider.engine.sandbox_uids import SandboxUids
+from ocean_provider.engine.sandbox.limits import cgroup_prefix
+from ocean_provider.engine.sandbox.uids import SandboxUids
 from ocean_provider.engine.store import JobStore, StoredResult
 from ocean_provider.wire.jobs import JobStatus, ResultFile
 

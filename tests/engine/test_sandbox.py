@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from ocean_provider.engine import sandbox_limits
 from ocean_provider.engine.environments import python_runtime
 from ocean_provider.engine.sandbox import (
     SandboxError,
@@ -30,8 +29,9 @@ from ocean_provider.engine.sandbox import (
     SandboxSpec,
     sandbox_available,
 )
-from ocean_provider.engine.sandbox_runtime import place_runtime
-from ocean_provider.engine.sandbox_types import RUNTIME_ROOT, RuntimeMount
+from ocean_provider.engine.sandbox import limits as sandbox_limits
+from ocean_provider.engine.sandbox.runtime import place_runtime
+from ocean_provider.engine.sandbox.types import RUNTIME_ROOT, RuntimeMount
 
 pytestmark = pytest.mark.integration
 

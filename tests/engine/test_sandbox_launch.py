@@ -24,7 +24,7 @@ from ocean_provider.engine.sandbox import (
     SandboxSpec,
     sandbox_available,
 )
-from ocean_provider.engine.sandbox_uids import SandboxUids
+from ocean_provider.engine.sandbox.uids import SandboxUids
 
 pytestmark = pytest.mark.integration
 

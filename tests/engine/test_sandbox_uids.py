@@ -8,7 +8,7 @@ import pytest
 
 from ocean_provider.devnet.embedded import EmbeddedEngine
 from ocean_provider.engine.sandbox import SandboxError
-from ocean_provider.engine.sandbox_uids import FIRST_UID, UID_COUNT, SandboxUids
+from ocean_provider.engine.sandbox.uids import FIRST_UID, UID_COUNT, SandboxUids
 from tests.engine import jobs
 
 

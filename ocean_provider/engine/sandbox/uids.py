@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from ocean_provider.engine.sandbox_types import SandboxError
+from ocean_provider.engine.sandbox.types import SandboxError
 
 # Above the ranges useradd (< 60000), /etc/subuid (100000 up to 600100000) and
 # systemd's container ranges (up to 0x6FFFFFFF) hand out; below 2**31.

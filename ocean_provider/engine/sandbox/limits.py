@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from ocean_provider.engine.sandbox_types import SandboxError, SandboxLimits
+from ocean_provider.engine.sandbox.types import SandboxError, SandboxLimits
 
 logger = logging.getLogger(__name__)
 

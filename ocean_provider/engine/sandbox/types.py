@@ -58,9 +58,9 @@ class SandboxSpec:
     ``runtime_mounts`` bring an interpreter's install in under RUNTIME_ROOT.
     ``env`` is the complete environment inside (bwrap only adds PWD=workdir).
     ``uid``/``gid`` is the unprivileged identity, both inside and on the host;
-    the engine leases one per running job (sandbox_uids).
+    the engine leases one per running job (sandbox.uids).
     ``cgroup_prefix`` starts the names of the run's cgroups: one per engine
-    (``sandbox_limits.cgroup_prefix``), so an engine sweeps only its own.
+    (``sandbox.limits.cgroup_prefix``), so an engine sweeps only its own.
     """
 
     data_dir: Path

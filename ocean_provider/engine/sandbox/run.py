@@ -13,7 +13,7 @@ cleans up.
 
 The caller of ``start()`` must live as long as the run (``--die-with-parent``
 uses PR_SET_PDEATHSIG, which fires when the *thread* that started bwrap exits).
-See sandbox_bwrap for why bwrap runs as root without a user namespace.
+See sandbox.bwrap for why bwrap runs as root without a user namespace.
 """
 
 from __future__ import annotations
@@ -30,18 +30,18 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from ocean_provider.engine import sandbox_bwrap as bw
-from ocean_provider.engine import sandbox_setup as setup
-from ocean_provider.engine.sandbox_limits import (
+from ocean_provider.engine.sandbox import bwrap as bw
+from ocean_provider.engine.sandbox import setup
+from ocean_provider.engine.sandbox.limits import (
     RunCgroups,
     apply_rlimits,
     namespace_pids,
     output_usage,
     unlinked_usage,
 )
-from ocean_provider.engine.sandbox_seccomp import filter_fd as seccomp_filter_fd
-from ocean_provider.engine.sandbox_setup import SandboxHost
-from ocean_provider.engine.sandbox_types import (
+from ocean_provider.engine.sandbox.seccomp import filter_fd as seccomp_filter_fd
+from ocean_provider.engine.sandbox.setup import SandboxHost
+from ocean_provider.engine.sandbox.types import (
     MIB,
     OutcomeReason,
     SandboxError,
@@ -49,16 +49,6 @@ from ocean_provider.engine.sandbox_types import (
     SandboxOutcome,
     SandboxSpec,
 )
-
-__all__ = [
-    "SandboxError",
-    "SandboxHost",
-    "SandboxLimits",
-    "SandboxOutcome",
-    "SandboxRun",
-    "SandboxSpec",
-    "sandbox_available",
-]
 
 logger = logging.getLogger(__name__)
 

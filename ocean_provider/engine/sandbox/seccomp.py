@@ -7,7 +7,7 @@ bwrap loads it (``--seccomp FD``) just before it execs setpriv, which needs none
 of these to drop privileges.
 
 bwrap's own ``--disable-userns`` works only with ``--unshare-user``, which this
-engine cannot use as root (see sandbox_bwrap), so the filter refuses namespaces:
+engine cannot use as root (see sandbox.bwrap), so the filter refuses namespaces:
 ``unshare`` and ``setns`` outright, ``clone`` with any CLONE_NEW* flag, and
 ``clone3``, whose flags lie in memory a filter cannot read, with ENOSYS, so
 that libc falls back to ``clone`` for threads and processes.

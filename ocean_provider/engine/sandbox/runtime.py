@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocean_provider.engine.sandbox_types import RUNTIME_ROOT, RuntimeMount
+from ocean_provider.engine.sandbox.types import RUNTIME_ROOT, RuntimeMount
 
 UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 

@@ -9,9 +9,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocean_provider.engine import sandbox_bwrap as bw
-from ocean_provider.engine.sandbox_seccomp import compile_program, seccomp_problem
-from ocean_provider.engine.sandbox_types import NOBODY, SandboxError, SandboxSpec
+from ocean_provider.engine.sandbox import bwrap as bw
+from ocean_provider.engine.sandbox.seccomp import compile_program, seccomp_problem
+from ocean_provider.engine.sandbox.types import NOBODY, SandboxError, SandboxSpec
 
 BWRAP_ENV = {"PATH": "/usr/bin:/bin"}
 CGROUP_PREFIX = re.compile(r"[A-Za-z0-9]{1,32}")  # no "-": one prefix never starts another

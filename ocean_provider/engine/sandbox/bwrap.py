@@ -6,7 +6,7 @@ still own every root-owned file it can see. Instead bwrap sets up the
 namespaces and mounts as root, keeps only CAP_SETUID/SETGID/SETPCAP, and runs
 ``setpriv`` which switches to an unprivileged host uid/gid, clears groups and
 every capability set and sets no_new_privs before exec'ing the algorithm.
-bwrap loads the seccomp filter (sandbox_seccomp) just before it execs setpriv.
+bwrap loads the seccomp filter (sandbox.seccomp) just before it execs setpriv.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ocean_provider.engine.sandbox_types import (
+from ocean_provider.engine.sandbox.types import (
     RUNTIME_ROOT,
     RuntimeMount,
     SandboxError,
@@ -91,7 +91,7 @@ def build_argv(
         str(fds.block),
         "--json-status-fd",
         str(fds.status),
-        "--seccomp",  # loaded just before setpriv is exec'd; see sandbox_seccomp
+        "--seccomp",  # loaded just before setpriv is exec'd; see sandbox.seccomp
         str(fds.seccomp),
         "--",
         *setpriv_args(spec.uid, spec.gid),
