@@ -33,7 +33,8 @@ from ocean_provider.client import (
 )
 from ocean_provider.devnet.anvil import DEV_CHAIN_ID
 from ocean_provider.devnet.assets import SAMPLE_CONTAINER
-from ocean_provider.devnet.stack import CONSUMER_KEYS, DEV_ENVIRONMENT, DevOptions, StateDir
+from ocean_provider.devnet.samples import DEV_ENVIRONMENT
+from ocean_provider.devnet.stack import CONSUMER_KEYS, DevOptions, StateDir
 
 Say = Callable[[str], None]
 COMPLETED = 70

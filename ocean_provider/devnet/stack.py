@@ -1,11 +1,12 @@
 """``ocean-provider dev``: a whole local Ocean node from one command.
 
-anvil with Ocean's contracts, a sample dataset (a CSV served on loopback) with a compute
-service, a sample Python algorithm it trusts, the local engine and the Provider under
-gunicorn. What it keeps lives under one folder (``StateDir``): a second start loads the
-chain anvil dumped when it stopped and reuses what was published there; ``reset`` wipes
-the folder first. Each server runs in its own process group; Ctrl-C (or SIGTERM) stops
-them in reverse order, SIGKILL after a timeout, so no process or bound port outlives it.
+anvil with Ocean's contracts, funded consumers and the samples (``samples``: a CSV
+dataset served on loopback with a compute service, and a Python algorithm it trusts), the
+local engine and the Provider under gunicorn. What it keeps lives under one folder
+(``StateDir``): a second start loads the chain anvil dumped when it stopped and reuses what
+was published there; ``reset`` wipes the folder first. Each server runs in its own process
+group; Ctrl-C (or SIGTERM) stops them in reverse order, SIGKILL after a timeout, so no
+process or bound port outlives it.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -37,58 +38,23 @@ from ocean_provider.devnet.anvil import (
     AnvilFailedToStart,
     AnvilNotFound,
 )
-from ocean_provider.devnet.assets import (
-    SAMPLE_CONTAINER,
-    algorithm_ddo,
-    dataset_ddo,
-    endpoint_encrypt,
-    mint,
-    publish_asset,
-    transfer_ocean,
-    trusted_algorithm,
-    url_file,
-)
-from ocean_provider.devnet.contracts import (
-    Deployment,
-    deploy,
-    read_address_file,
-    write_address_file,
+from ocean_provider.devnet.samples import (
+    DATASET_FILE,
+    DEV_ENVIRONMENT,
+    Sample,
+    SamplePublisher,
+    consumer_lines,
+    contracts,
+    samples,
+    write_files,
 )
 from ocean_provider.engine.app import OPERATOR_PREFIX
 
 STOP_SECONDS = 10.0  # a server's grace after SIGTERM, before SIGKILL
 START_SECONDS = 60.0
 ENVIRONMENTS_PATH = OPERATOR_PREFIX + "/environments"
-TOKEN = 10**18  # one OCEAN or one datatoken, in wei
 PUBLISHER_KEY = ACCOUNT_KEYS[0]  # deploys the contracts and publishes the samples
 CONSUMER_KEYS = ACCOUNT_KEYS[1:4]
-CONSUMER_OCEAN = 1000 * TOKEN
-CONSUMER_DATATOKENS = 10 * TOKEN  # of each sample asset
-DEV_ENVIRONMENT = {
-    "id": "ocean-compute",
-    "desc": "Local sandboxed engine (bubblewrap), free",
-    "cpuType": "x86_64",
-    "nCPU": 1,
-    "ramGB": 1,
-    "diskGB": 2,
-    "priceMin": 0,
-    "maxJobs": 2,
-    "maxJobDuration": 600,
-    "storageExpiry": 86400,
-    "maxProcesses": 64,
-    "maxOutputMB": 512,
-    "maxQueueSeconds": 3600,
-    "free": True,
-}
-SAMPLE_CSV = "n,square\n" + "".join(f"{n},{n * n}\n" for n in range(1, 101))
-SAMPLE_ALGORITHM = b"""\
-import csv, json, os, pathlib
-did = json.loads(os.environ["DIDS"])[0]
-with open(pathlib.Path("/data/inputs") / did / "0", newline="") as rows:
-    squares = [int(row["square"]) for row in csv.DictReader(rows)]
-pathlib.Path("/data/outputs/result.json").write_text(json.dumps({"sum": sum(squares)}))
-print("summed", len(squares), "squares")
-"""
 
 
 class DevStackFailed(RuntimeError):
@@ -131,8 +97,11 @@ class StateDir:
             shutil.rmtree(self.root)
         for folder in (self.root, self.files, self.logs, self.provider_storage):
             folder.mkdir(parents=True, exist_ok=True)
-        (self.files / "squares.csv").write_text(SAMPLE_CSV)
-        (self.files / "sum_squares.py").write_bytes(SAMPLE_ALGORITHM)
+        write_files(self.files)
+
+    def empty_provider_storage(self) -> None:
+        shutil.rmtree(self.provider_storage)
+        self.provider_storage.mkdir()
 
     def provider_key(self) -> str:
         """The Provider's key, made on the first start (readable by the owner only)."""
@@ -142,18 +111,6 @@ class StateDir:
             with os.fdopen(fd, "w") as out:
                 out.write(key + "\n")
         return self.provider_key_file.read_text().strip()
-
-
-@dataclass(frozen=True)
-class Sample:
-    """What ``dev.json`` records of the published samples."""
-
-    provider_url: str
-    files_url: str
-    dataset_did: str
-    dataset_datatoken: str
-    algorithm_did: str
-    algorithm_datatoken: str
 
 
 def check_ports(options: DevOptions) -> None:
@@ -290,16 +247,22 @@ def _start(options: DevOptions, state: StateDir, running: ExitStack, out: TextIO
     engine = _server(running, state, "engine", _engine_command(options), engine_env)
     anvil = Anvil(port=options.chain_port, state=state.chain_state).start()
     running.callback(anvil.stop)
-    w3 = Web3(Web3.HTTPProvider(anvil.url))
-    deployment, reused = _deployment(w3, state, out)
+    w3, say = Web3(Web3.HTTPProvider(anvil.url)), _printer(out)
+    consumers = [Account.from_key(key).address for key in CONSUMER_KEYS]
+    deployment, reused = contracts(w3, state.address_file, PUBLISHER_KEY, consumers, say)
+    if not reused:  # what the Provider indexed and recorded belonged to the chain that is gone
+        state.empty_provider_storage()
     provider_url = options.url(options.provider_port)
     provider_env = _provider_env(state, provider_key, anvil.url, options)
     provider = _server(running, state, "Provider", _provider_command(options), provider_env)
-    files.wait_until_up(f"{files_url}/squares.csv", deadline)
+    files.wait_until_up(f"{files_url}/{DATASET_FILE}", deadline)
     engine.wait_until_up(options.url(options.engine_port) + ENVIRONMENTS_PATH, deadline)
     provider.wait_until_up(provider_url, deadline)
-    sample = _sample(w3, deployment, state, provider_url, files_url, reuse=reused, out=out)
-    _print_summary(out, options, state, anvil.url, sample, Account.from_key(provider_key).address)
+    publisher = SamplePublisher(
+        w3, deployment, PUBLISHER_KEY, consumers, provider_url=provider_url, files_url=files_url
+    )
+    sample = samples(publisher, state.published, reuse=reused, say=say)
+    _print_summary(out, options, state, sample, provider_key)
     return [files, engine, provider]
 
 
@@ -313,12 +276,8 @@ def _server(
 
 
 def _files_command(state: StateDir, options: DevOptions) -> list[str]:
-    return [sys.executable, "-m", "http.server", str(options.files_port)] + [
-        "--bind",
-        "127.0.0.1",
-        "--directory",
-        str(state.files),
-    ]
+    serve = [sys.executable, "-m", "http.server", str(options.files_port), "--bind", "127.0.0.1"]
+    return serve + ["--directory", str(state.files)]
 
 
 def _engine_command(options: DevOptions) -> list[str]:
@@ -356,113 +315,29 @@ def _provider_env(
     }
 
 
-def _deployment(w3: Web3, state: StateDir, out: TextIO) -> tuple[Deployment, bool]:
-    """The contracts the loaded chain holds, or a fresh deployment; and whether reused."""
-    if state.address_file.exists():
-        deployment = read_address_file(state.address_file)
-        if w3.eth.get_code(deployment.factory):
-            print(f"==> reusing the chain in {state.chain_state}", file=out, flush=True)
-            return deployment, True
-        print("==> the saved chain is gone: deploying afresh", file=out, flush=True)
-    else:
-        print("==> deploying Ocean's contracts", file=out, flush=True)
-    deployment = deploy(w3, PUBLISHER_KEY)
-    for key in CONSUMER_KEYS:
-        address = Account.from_key(key).address
-        transfer_ocean(w3, deployment, PUBLISHER_KEY, address, CONSUMER_OCEAN)
-    write_address_file(state.address_file, deployment)
-    # What the Provider indexed and recorded belonged to the chain that is gone.
-    shutil.rmtree(state.provider_storage)
-    state.provider_storage.mkdir()
-    return deployment, False
+def _printer(out: TextIO) -> Callable[[str], None]:
+    def say(line: str) -> None:
+        print(f"==> {line}", file=out, flush=True)
 
-
-def _sample(
-    w3: Web3,
-    deployment: Deployment,
-    state: StateDir,
-    provider_url: str,
-    files_url: str,
-    *,
-    reuse: bool,
-    out: TextIO,
-) -> Sample:
-    """The samples published on this chain, or published now (files encrypted through the
-    running Provider, as clients do), with datatokens minted to each consumer."""
-    if reuse and state.published.exists():
-        sample = Sample(**json.loads(state.published.read_text()))
-        if (sample.provider_url, sample.files_url) == (provider_url, files_url):
-            return sample
-    print("==> publishing the sample algorithm and dataset", file=out, flush=True)
-    encrypt = endpoint_encrypt(provider_url, deployment.chain_id)
-    algorithm = publish_asset(
-        w3,
-        deployment,
-        PUBLISHER_KEY,
-        algorithm_ddo(
-            name="Sum of squares",
-            files=[url_file(f"{files_url}/sum_squares.py")],
-            service_endpoint=provider_url,
-        ),
-        encrypt=encrypt,
-        provider_url=provider_url,
-        name="Sum of squares",
-        symbol="SUMSQ",
-    )
-    trusted = trusted_algorithm(algorithm.did, SAMPLE_CONTAINER, [SAMPLE_ALGORITHM])
-    dataset = publish_asset(
-        w3,
-        deployment,
-        PUBLISHER_KEY,
-        dataset_ddo(
-            name="Squares",
-            files=[url_file(f"{files_url}/squares.csv")],
-            service_endpoint=provider_url,
-            allow_raw_algorithm=True,
-            trusted_algorithms=[trusted],
-        ),
-        encrypt=encrypt,
-        provider_url=provider_url,
-        name="Squares",
-        symbol="SQR",
-    )
-    for datatoken in (dataset.datatoken, algorithm.datatoken):
-        for key in CONSUMER_KEYS:
-            address = Account.from_key(key).address
-            mint(w3, datatoken, PUBLISHER_KEY, address, CONSUMER_DATATOKENS)
-    sample = Sample(
-        provider_url, files_url, dataset.did, dataset.datatoken, algorithm.did, algorithm.datatoken
-    )
-    state.published.write_text(json.dumps(asdict(sample), indent=2) + "\n")
-    return sample
+    return say
 
 
 def _print_summary(
-    out: TextIO,
-    options: DevOptions,
-    state: StateDir,
-    chain_url: str,
-    sample: Sample,
-    provider_address: str,
+    out: TextIO, options: DevOptions, state: StateDir, sample: Sample, provider_key: str
 ) -> None:
-    engine_url = options.url(options.engine_port)
+    provider_address = Account.from_key(provider_key).address
     lines = [
         "",
         f"Provider        {sample.provider_url}  (address {provider_address})",
-        f"engine          {engine_url}",
-        f"chain RPC       {chain_url}  (chain id {DEV_CHAIN_ID})",
+        f"engine          {options.url(options.engine_port)}",
+        f"chain RPC       {options.url(options.chain_port)}  (chain id {DEV_CHAIN_ID})",
         f"address file    {state.address_file}",
-        f"sample files    {sample.files_url}/squares.csv, {sample.files_url}/sum_squares.py",
-        f"dataset DID     {sample.dataset_did}  (datatoken {sample.dataset_datatoken})",
-        f"algorithm DID   {sample.algorithm_did}  (datatoken {sample.algorithm_datatoken})",
+        *sample.summary_lines(),
         f"compute env     {DEV_ENVIRONMENT['id']}",
         f"state folder    {state.root}  (logs in {state.logs})",
         "",
-        "Consumers: 10,000 ETH, 1,000 OCEAN and 10 of each sample datatoken each. These are",
-        "anvil's public test keys: anyone can spend from them on any chain; use them here only.",
+        *consumer_lines(CONSUMER_KEYS),
     ]
-    for key in CONSUMER_KEYS:
-        lines.append(f"  {Account.from_key(key).address}  {key}")
     print("\n".join(lines) + "\n", file=out, flush=True)
 
 
@@ -479,14 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    options = DevOptions(
-        state_dir=args.state_dir,
-        reset=args.reset,
-        provider_port=args.provider_port,
-        engine_port=args.engine_port,
-        chain_port=args.chain_port,
-        files_port=args.files_port,
-    )
+    ports = (args.provider_port, args.engine_port, args.chain_port, args.files_port)
+    options = DevOptions(args.state_dir, args.reset, *ports)
     try:
         return run(options)
     except (DevStackFailed, AnvilNotFound, AnvilFailedToStart) as exc:

@@ -25,7 +25,8 @@ from web3 import Web3
 from ocean_provider.auth.messages import job_message, result_message, start_message
 from ocean_provider.devnet.assets import SAMPLE_CONTAINER, start_order
 from ocean_provider.devnet.ports import free_port
-from ocean_provider.devnet.stack import CONSUMER_KEYS, SAMPLE_ALGORITHM, DevOptions, check_ports
+from ocean_provider.devnet.samples import SAMPLE_ALGORITHM
+from ocean_provider.devnet.stack import CONSUMER_KEYS, DevOptions, check_ports
 from tests.conftest import Consumer
 
 pytestmark = pytest.mark.integration
