@@ -1,10 +1,11 @@
 """What the dev node offers a newcomer: Ocean's contracts, consumers funded with OCEAN, a
-compute environment, and the samples: a small CSV dataset with a compute service and a
-sample Python algorithm it trusts, published by DID (files encrypted through the running
-Provider, as clients do), with datatokens minted to each consumer.
+compute environment, and the samples: two small CSV datasets, each with a compute service,
+and a sample Python algorithm both trust, published by DID (files encrypted through the
+running Provider, as clients do), with datatokens minted to each consumer.
 
 What was published is recorded in ``dev.json`` (``Sample``); a start on the same chain and
-URLs reuses it.
+URLs reuses it. A record written before the second dataset existed gets that dataset
+published now, the rest kept.
 """
 
 from __future__ import annotations
@@ -57,11 +58,14 @@ DEV_ENVIRONMENT = {  # the engine's one environment, where the samples run
     "free": True,
 }
 DATASET_FILE = "squares.csv"
+SECOND_DATASET_FILE = "more_squares.csv"
 ALGORITHM_FILE = "sum_squares.py"
 SAMPLE_CSV = "n,square\n" + "".join(f"{n},{n * n}\n" for n in range(1, 101))
+SECOND_CSV = "n,square\n" + "".join(f"{n},{n * n}\n" for n in range(101, 201))
 # Each sample dataset: its DDO's name, its datatoken's symbol and the file it serves.
 DATASETS = {
     "first": ("Squares", "SQR", DATASET_FILE),
+    "second": ("More squares", "SQR2", SECOND_DATASET_FILE),
 }
 SAMPLE_ALGORITHM = b"""\
 import csv, json, os, pathlib
@@ -109,6 +113,7 @@ def consumer_lines(keys: Sequence[str]) -> list[str]:
 def write_files(folder: Path) -> None:
     """The files the samples' DDOs point at, served from ``folder``."""
     (folder / DATASET_FILE).write_text(SAMPLE_CSV)
+    (folder / SECOND_DATASET_FILE).write_text(SECOND_CSV)
     (folder / ALGORITHM_FILE).write_bytes(SAMPLE_ALGORITHM)
 
 
@@ -122,14 +127,19 @@ class Sample:
     dataset_datatoken: str
     algorithm_did: str
     algorithm_datatoken: str
+    second_dataset_did: str
+    second_dataset_datatoken: str
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
 
     def summary_lines(self) -> list[str]:
+        files = ", ".join((DATASET_FILE, SECOND_DATASET_FILE, ALGORITHM_FILE))
         return [
-            f"sample files    {self.files_url}/{DATASET_FILE}, {self.files_url}/{ALGORITHM_FILE}",
+            f"sample files    {self.files_url}/  ({files})",
             f"dataset DID     {self.dataset_did}  (datatoken {self.dataset_datatoken})",
+            f"dataset 2 DID   {self.second_dataset_did}"
+            f"  (datatoken {self.second_dataset_datatoken})",
             f"algorithm DID   {self.algorithm_did}  (datatoken {self.algorithm_datatoken})",
         ]
 
@@ -156,6 +166,7 @@ class SamplePublisher:
     def all(self) -> Sample:
         algorithm = self.algorithm()
         dataset = self.dataset("first", algorithm.did)
+        second = self.dataset("second", algorithm.did)
         return Sample(
             self.provider_url,
             self.files_url,
@@ -163,6 +174,8 @@ class SamplePublisher:
             dataset.datatoken,
             algorithm.did,
             algorithm.datatoken,
+            second.did,
+            second.datatoken,
         )
 
     def algorithm(self) -> PublishedAsset:
@@ -207,15 +220,23 @@ class SamplePublisher:
 
 def samples(publisher: SamplePublisher, record: Path, *, reuse: bool, say: Say) -> Sample:
     """The samples ``record`` holds if ``reuse`` (the chain they are on was kept) and they
-    were published for the same URLs, else published now (and recorded)."""
+    were published for the same URLs, else published now; ``record`` is written when
+    anything was published. A record from before the second dataset gets that one."""
     known = _read(record) if reuse else {}
     urls = (publisher.provider_url, publisher.files_url)
-    if (known.get("provider_url"), known.get("files_url")) == urls and _has(
+    if (known.get("provider_url"), known.get("files_url")) != urls or not _has(
         known, "dataset", "algorithm"
     ):
+        say("publishing the sample algorithm and datasets")
+        sample = publisher.all()
+    elif not _has(known, "second_dataset"):
+        say("publishing the second sample dataset (dev.json predates it)")
+        second = publisher.dataset("second", known["algorithm_did"])
+        sample = Sample(
+            **known, second_dataset_did=second.did, second_dataset_datatoken=second.datatoken
+        )
+    else:
         return Sample(**known)
-    say("publishing the sample algorithm and dataset")
-    sample = publisher.all()
     sample.save(record)
     return sample
 

@@ -1,8 +1,8 @@
 """``ocean-provider dev``: a whole local Ocean node from one command.
 
-anvil with Ocean's contracts, funded consumers and the samples (``samples``: a CSV
-dataset served on loopback with a compute service, and a Python algorithm it trusts), the
-local engine and the Provider under gunicorn. What it keeps lives under one folder
+anvil with Ocean's contracts, funded consumers and the samples (``samples``: two CSV
+datasets served on loopback, each with a compute service, and a Python algorithm they trust),
+the local engine and the Provider under gunicorn. What it keeps lives under one folder
 (``StateDir``): a second start loads the chain anvil dumped when it stopped and reuses what
 was published there; ``reset`` wipes the folder first. Each server runs in its own process
 group; Ctrl-C (or SIGTERM) stops them in reverse order, SIGKILL after a timeout, so no

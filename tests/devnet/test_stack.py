@@ -1,11 +1,13 @@
 """``ocean-provider dev`` as a user runs it: the console script, real anvil, engine and
 Provider. The first start deploys and publishes, and the sample algorithm computes on the
 sample dataset as a consumer orders it; Ctrl-C leaves no process and no bound
-port; a second start on the same folder reuses the chain and the samples; a taken port is
-a clear error before anything starts."""
+port; a second start on the same folder reuses the chain and the samples, and one whose
+``dev.json`` predates the second dataset publishes just that; a taken port is a clear
+error before anything starts."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -118,12 +120,16 @@ def interrupt(started: Started, o: DevOptions) -> str:
     return rest
 
 
-def initialize_compute(provider: str, dataset_did: str) -> requests.Response:
+def initialize_compute(
+    provider: str, dataset_did: str, algorithm_did: str | None = None
+) -> requests.Response:
+    """Fees for the sample algorithm, raw or (``algorithm_did``) published, on a dataset."""
+    raw = {"rawcode": SAMPLE_ALGORITHM.decode(), "container": dict(SAMPLE_CONTAINER)}
     body: dict[str, Any] = {
         "datasets": [{"documentId": dataset_did, "serviceId": "compute"}],
-        "algorithm": {
-            "meta": {"rawcode": SAMPLE_ALGORITHM.decode(), "container": dict(SAMPLE_CONTAINER)}
-        },
+        "algorithm": {"documentId": algorithm_did, "serviceId": "access"}
+        if algorithm_did
+        else {"meta": raw},
         "compute": {"env": "ocean-compute", "validUntil": int(time.time()) + 3600},
         "consumerAddress": Account.from_key(CONSUMER_KEYS[0]).address,
     }
@@ -162,6 +168,21 @@ def test_the_first_start_deploys_publishes_and_serves(first: Started, state: Dev
     assert [env["id"] for env in envs.json()] == ["ocean-compute"]
     reply = initialize_compute(provider, first.did("dataset"))
     assert reply.status_code == 200, reply.text
+
+
+def test_the_second_dataset_is_published_recorded_and_trusts_the_sample_algorithm(
+    first: Started, state: DevOptions
+) -> None:
+    second = first.did("dataset 2")
+    assert second not in (first.did("dataset"), first.did("algorithm"))
+    recorded = json.loads((state.state_dir / "dev.json").read_text())
+    assert recorded["second_dataset_did"] == second
+    assert recorded["dataset_did"] == first.did("dataset")
+    reply = initialize_compute(state.url(state.provider_port), second, first.did("algorithm"))
+    assert reply.status_code == 200, reply.text
+    assert [item["datatoken"] for item in reply.json()["datasets"]] == [
+        recorded["second_dataset_datatoken"]
+    ]
 
 
 def test_the_sample_algorithm_computes_on_the_sample_dataset(
@@ -287,12 +308,43 @@ def test_a_second_start_reuses_the_chain_and_the_samples(first: Started, state: 
         assert "==> deploying" not in second.output and "==> publishing" not in second.output
         assert second.did("dataset") == first.did("dataset")
         assert second.did("algorithm") == first.did("algorithm")
+        assert second.did("dataset 2") == first.did("dataset 2")
         reply = initialize_compute(state.url(state.provider_port), second.did("dataset"))
         assert reply.status_code == 200, reply.text
     finally:
         if second.process.poll() is None:
             interrupt(second, state)
     assert second.seconds < 20  # no deployment, no publishing: the servers' boot only
+
+
+def test_a_record_from_before_the_second_dataset_gets_just_that_one_published(
+    first: Started, state: DevOptions
+) -> None:
+    if first.process.poll() is None:
+        interrupt(first, state)
+    record = state.state_dir / "dev.json"
+    older = json.loads(record.read_text())
+    del older["second_dataset_did"], older["second_dataset_datatoken"]
+    record.write_text(json.dumps(older))
+    third = start(state)
+    try:
+        assert "==> reusing the chain" in third.output
+        assert "==> publishing the second sample dataset (dev.json predates it)" in third.output
+        assert "==> publishing the sample algorithm" not in third.output
+        assert (third.did("dataset"), third.did("algorithm")) == (
+            first.did("dataset"),
+            first.did("algorithm"),
+        )
+        second = third.did("dataset 2")
+        assert second != first.did("dataset 2")  # a new asset on the kept chain
+        now = json.loads(record.read_text())  # the rest kept, the new dataset added
+        assert ({k: now[k] for k in older}, now["second_dataset_did"]) == (older, second)
+        provider = state.url(state.provider_port)
+        reply = initialize_compute(provider, second, third.did("algorithm"))
+        assert reply.status_code == 200, reply.text
+    finally:
+        if third.process.poll() is None:
+            interrupt(third, state)
 
 
 def test_a_port_in_use_is_a_clear_error_before_anything_starts(tmp_path: Path) -> None:
