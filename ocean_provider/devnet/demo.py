@@ -4,8 +4,9 @@ Reads what the dev node published (``dev.json`` in its state folder), then, with
 consumer client: the nonce, initializeCompute, the orders on chain with the Provider's
 fees, the signed start, the job's status live (status text and elapsed time), and the
 results and the algorithm's log. ``--algorithm FILE`` runs your own Python file as a raw
-algorithm on the sample dataset (or on ``--dataset DID``). The exit code is 0 when the job
-completed, 1 with a one-line reason otherwise.
+algorithm on the sample dataset (or on ``--dataset DID``); ``--additional DID`` adds an input
+(``additionalDatasets``, each with its own order), such as the second sample dataset. The
+exit code is 0 when the job completed, 1 with a one-line reason otherwise.
 """
 
 from __future__ import annotations
@@ -71,40 +72,55 @@ def _demo(args: argparse.Namespace, out: TextIO) -> Job:
     if not state.published.exists():
         raise DemoFailed(f"no dev node in {state.root}: start one with `scripts/up`")
     sample = json.loads(state.published.read_text())
-    dataset_did = args.dataset or sample["dataset_did"]
+    dataset_dids = [args.dataset or sample["dataset_did"], *args.additional]
     consumer_key = CONSUMER_KEYS[args.consumer]
     w3 = Web3(Web3.HTTPProvider(args.chain_url, request_kwargs={"timeout": 30}))
     with ProviderClient(sample["provider_url"], consumer_key) as client:
         say = _printer(out)
         say(f"consumer {client.address}, Provider {sample['provider_url']}")
         say(f"nonce: {client.nonce()}")
-        algorithm: ServiceRef | RawAlgorithm
-        if args.algorithm is not None:
-            code = args.algorithm.read_text()
-            algorithm = RawAlgorithm(container=dict(SAMPLE_CONTAINER), rawcode=code)
-            say(f"algorithm: your file {args.algorithm} (raw)")
-        else:
-            algorithm = ServiceRef(sample["algorithm_did"], "access")
-            say(f"algorithm: {sample['algorithm_did']} (published)")
-        dataset = ServiceRef(dataset_did, args.service)
+        algorithm = _algorithm(args.algorithm, sample["algorithm_did"], say)
+        datasets = [ServiceRef(did, args.service) for did in dataset_dids]
         env = str(DEV_ENVIRONMENT["id"])
         valid_until = int(time.time()) + 3600
-        fees = client.initialize([dataset], algorithm, env, valid_until)
+        fees = client.initialize(datasets, algorithm, env, valid_until)
         say(f"initializeCompute: provider fee of {_amount(fees.datasets[0])} for {env}")
-        dataset_tx = _pay(w3, consumer_key, fees.datasets[0], say, "dataset")
-        algorithm_order: Ordered | RawAlgorithm
-        if isinstance(algorithm, ServiceRef):
-            if fees.algorithm is None:
-                raise DemoFailed("initializeCompute returned no fee for the algorithm")
-            algorithm_tx = _pay(w3, consumer_key, fees.algorithm, say, "algorithm")
-            algorithm_order = Ordered(algorithm.did, algorithm.service_id, algorithm_tx)
-        else:
-            algorithm_order = algorithm
-        started = client.start(Ordered(dataset_did, args.service, dataset_tx), algorithm_order, env)
+        if len(fees.datasets) != len(datasets):
+            raise DemoFailed(f"initializeCompute priced {len(fees.datasets)} of the datasets")
+        ordered = [
+            Ordered(ref.did, ref.service_id, _pay(w3, consumer_key, item, say, what))
+            for ref, item, what in zip(datasets, fees.datasets, _names(datasets), strict=True)
+        ]
+        algorithm_order = _order_algorithm(w3, consumer_key, algorithm, fees.algorithm, say)
+        started = client.start(ordered[0], algorithm_order, env, additional=ordered[1:])
         say(f"job {started.job_id} started")
         job = _follow(client, started.job_id, out, args.timeout)
         _show_results(client, job, out)
         return job
+
+
+def _algorithm(file: Path | None, sample_did: str, say: Say) -> ServiceRef | RawAlgorithm:
+    """``file`` as a raw algorithm, or the sample algorithm by DID."""
+    if file is None:
+        say(f"algorithm: {sample_did} (published)")
+        return ServiceRef(sample_did, "access")
+    say(f"algorithm: your file {file} (raw)")
+    return RawAlgorithm(container=dict(SAMPLE_CONTAINER), rawcode=file.read_text())
+
+
+def _names(datasets: Sequence[ServiceRef]) -> list[str]:
+    return ["dataset"] + [f"additional dataset {ref.did}" for ref in datasets[1:]]
+
+
+def _order_algorithm(
+    w3: Web3, key: str, algorithm: ServiceRef | RawAlgorithm, fee: FeeItem | None, say: Say
+) -> Ordered | RawAlgorithm:
+    """A published algorithm ordered with its ``fee``; a raw one as it is."""
+    if isinstance(algorithm, RawAlgorithm):
+        return algorithm
+    if fee is None:
+        raise DemoFailed("initializeCompute returned no fee for the algorithm")
+    return Ordered(algorithm.did, algorithm.service_id, _pay(w3, key, fee, say, "algorithm"))
 
 
 def _pay(w3: Web3, key: str, item: FeeItem, say: Say, what: str) -> str:
@@ -172,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE)
     parser.add_argument("--algorithm", type=Path, help="your Python file, run as a raw algorithm")
     parser.add_argument("--dataset", help="another dataset's DID (its compute service)")
+    parser.add_argument(
+        "--additional",
+        action="append",
+        default=[],
+        metavar="DID",
+        help="another input, ordered too (additionalDatasets); repeat for more",
+    )
     parser.add_argument("--service", default="compute", help="the dataset's compute service id")
     parser.add_argument("--chain-url", default=DevOptions(DEFAULT_STATE).url(8545))
     parser.add_argument("--consumer", type=int, choices=range(len(CONSUMER_KEYS)), default=0)

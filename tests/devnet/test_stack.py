@@ -293,6 +293,24 @@ def test_the_demo_runs_your_file_and_fails_with_one_line(
     assert last == "demo failed: the job ended with status 41 (Algorithm failed: exit code 3)"
 
 
+def test_the_demo_adds_the_second_dataset_as_an_additional_input(
+    first: Started, state: DevOptions, tmp_path: Path
+) -> None:
+    mine = tmp_path / "all_inputs.py"
+    mine.write_text(
+        "import json, os\n"
+        "for did in json.loads(os.environ['DIDS']):\n"
+        "    rows = open(f'/data/inputs/{did}/0').read().split()[1:]\n"
+        "    print(did, sum(int(row.split(',')[1]) for row in rows))\n"
+    )
+    second = first.did("dataset 2")
+    done = demo(state, f"--algorithm={mine}", f"--additional={second}", "--consumer=2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"==> additional dataset {second}: ordered on chain 8996" in done.stdout
+    assert f"{first.did('dataset')} 338350" in done.stdout, done.stdout
+    assert f"{second} 2348350" in done.stdout, done.stdout
+
+
 def test_ctrl_c_stops_everything(first: Started, state: DevOptions) -> None:
     assert len(first.tree) >= 6  # the command, anvil, files, engine and the Provider's master
     interrupt(first, state)
