@@ -223,20 +223,20 @@ def samples(publisher: SamplePublisher, record: Path, *, reuse: bool, say: Say) 
     were published for the same URLs, else published now; ``record`` is written when
     anything was published. A record from before the second dataset gets that one."""
     known = _read(record) if reuse else {}
-    urls = (publisher.provider_url, publisher.files_url)
-    if (known.get("provider_url"), known.get("files_url")) != urls or not _has(
+    urls = (known.get("provider_url"), known.get("files_url"))
+    if urls != (publisher.provider_url, publisher.files_url) or not _has(
         known, "dataset", "algorithm"
     ):
         say("publishing the sample algorithm and datasets")
         sample = publisher.all()
-    elif not _has(known, "second_dataset"):
+    elif _has(known, "second_dataset"):
+        return Sample(**known)
+    else:
         say("publishing the second sample dataset (dev.json predates it)")
         second = publisher.dataset("second", known["algorithm_did"])
         sample = Sample(
             **known, second_dataset_did=second.did, second_dataset_datatoken=second.datatoken
         )
-    else:
-        return Sample(**known)
     sample.save(record)
     return sample
 
