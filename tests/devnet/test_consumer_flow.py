@@ -129,7 +129,7 @@ def every_result(client: ProviderClient, job: Job) -> dict[str, bytes]:
     """Each entry of ``results`` fetched by its index: the indexes run 0..n-1 and each body
     has the size its entry announced; one index past the last is refused."""
     assert sorted(r.index for r in job.results) == list(range(len(job.results))), job.results
-    fetched = {}
+    fetched: dict[str, bytes] = {}
     for entry in job.results:
         body = client.result(job.job_id, entry.index)
         assert len(body) == entry.filesize, entry
@@ -192,6 +192,7 @@ def test_stop_ends_a_running_job_stopped_and_delete_removes_it(node: DevNode) ->
     with node.client(OWNER) as client:
         job_id = node.start(client, OWNER, sleeper).job_id
         running(client, job_id)
+        time.sleep(1)  # the engine lets the sandbox go just after it reports 40
         assert client.stop(job_id).job_id == job_id
         job = finished(client, job_id)
         assert (job.status, job.status_text) == (JobStatus.STOPPED, "Job stopped"), job
