@@ -13,6 +13,7 @@ from __future__ import annotations
 import configparser
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,9 @@ from ocean_provider.errors import ConfigurationError
 
 DEFAULT_CONFIG = Path("config.ini")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# An engine's name in OPERATOR_SERVICES: it prefixes the ids of its jobs (``<name>-<id>``)
+ENGINE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+ENGINE_FIELDS = frozenset({"name", "url", "key"})
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,15 @@ class OceanContracts:
     ocean: str | None
     factory: str | None  # ERC721Factory: the NFTs it created are the assets
     start_block: int
+
+
+@dataclass(frozen=True)
+class EngineEndpoint:
+    """One engine of ``OPERATOR_SERVICES``: its name, URL and the key that signs to it."""
+
+    name: str
+    url: str
+    key: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,7 @@ class ProviderSettings:
     arweave_gateway: str = "https://arweave.net"
     max_checksum_bytes: int = 5 << 20
     allow_private_downloads: bool = False
+    operator_services: tuple[EngineEndpoint, ...] = ()  # several engines, else the one URL
     # derived once here, never per request
     chain_ids: list[int] = field(init=False)
     provider_addresses: Mapping[int, str] = field(init=False)
@@ -244,7 +258,51 @@ def load_provider_settings(
         or "",
         max_checksum_bytes=int(src.number("MAX_CHECKSUM_LENGTH", 5 << 20)),
         allow_private_downloads=src.flag("ALLOW_PRIVATE_DOWNLOADS"),
+        operator_services=_operator_services(src, universal),
     )
+
+
+def _operator_services(src: _Source, default_key: str) -> tuple[EngineEndpoint, ...]:
+    """``OPERATOR_SERVICES``: a JSON list of ``{"name", "url", "key"?}``, one per engine (the
+    key defaults to the one ``OPERATOR_SERVICE_URL`` uses); empty when unset."""
+    text = src.get("OPERATOR_SERVICES")
+    if text is None:
+        return ()
+    if src.get("OPERATOR_SERVICE_URL"):
+        raise ConfigurationError(
+            "set OPERATOR_SERVICE_URL (one engine) or OPERATOR_SERVICES (several), not both"
+        )
+    entries = parse_json_setting("OPERATOR_SERVICES", text)
+    if not isinstance(entries, list) or not entries:
+        raise ConfigurationError(
+            'OPERATOR_SERVICES must be a non-empty JSON list of {"name", "url", "key"?}'
+        )
+    engines = [
+        _engine_endpoint(f"OPERATOR_SERVICES[{i}]", e, default_key) for i, e in enumerate(entries)
+    ]
+    for i, engine in enumerate(engines):
+        for earlier in engines[:i]:
+            if engine.name == earlier.name:
+                raise ConfigurationError(f"OPERATOR_SERVICES names engine {engine.name!r} twice")
+            if engine.url.rstrip("/") == earlier.url.rstrip("/"):
+                raise ConfigurationError(
+                    f"OPERATOR_SERVICES[{i}].url is the URL of engine {earlier.name!r} again"
+                )
+    return tuple(engines)
+
+
+def _engine_endpoint(where: str, entry: Any, default_key: str) -> EngineEndpoint:
+    if not isinstance(entry, dict) or not set(entry) <= ENGINE_FIELDS:
+        raise ConfigurationError(f"{where} must be an object with name, url and optionally key")
+    name, url, key = entry.get("name"), entry.get("url"), entry.get("key", default_key)
+    if not isinstance(name, str) or not ENGINE_NAME.fullmatch(name):
+        raise ConfigurationError(
+            f"{where}.name must be 1-32 lower-case letters, digits or _, starting with a letter"
+        )
+    if not isinstance(url, str) or not isinstance(key, str):
+        raise ConfigurationError(f"{where}.url and {where}.key must be strings")
+    _check_url(f"{where}.url", url)
+    return EngineEndpoint(name=name, url=url, key=_check_key(f"{where}.key", key))
 
 
 def read_address_file(path: Path) -> dict[int, OceanContracts]:

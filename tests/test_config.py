@@ -53,6 +53,35 @@ def test_config_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ({"ALLOW_UNSIGNED_STATUS": "maybe"}, "ALLOW_UNSIGNED_STATUS"),
         ({"STATUS_ACCESS": "public"}, "STATUS_ACCESS"),
         ({"NETWORK_URL": "{bad json"}, "NETWORK_URL"),
+        ({"OPERATOR_SERVICES": "[{"}, "OPERATOR_SERVICES is not valid JSON"),
+        ({"OPERATOR_SERVICES": "[]"}, "OPERATOR_SERVICES must be a non-empty JSON list"),
+        ({"OPERATOR_SERVICES": '{"a": "http://a"}'}, "OPERATOR_SERVICES must be a non-empty"),
+        ({"OPERATOR_SERVICES": '["http://a"]'}, r"OPERATOR_SERVICES\[0\] must be an object"),
+        ({"OPERATOR_SERVICES": '[{"name": "a", "url": "http://a", "kye": "0x1"}]'}, r"\[0\]"),
+        ({"OPERATOR_SERVICES": '[{"url": "http://a"}]'}, r"OPERATOR_SERVICES\[0\]\.name"),
+        ({"OPERATOR_SERVICES": '[{"name": "A-1", "url": "http://a"}]'}, r"\[0\]\.name"),
+        ({"OPERATOR_SERVICES": '[{"name": "a"}]'}, r"OPERATOR_SERVICES\[0\]\.url"),
+        ({"OPERATOR_SERVICES": '[{"name": "a", "url": "a:8050"}]'}, r"\[0\]\.url must be"),
+        ({"OPERATOR_SERVICES": '[{"name": "a", "url": "http://a", "key": "0x12"}]'}, r"\.key"),
+        (
+            {
+                "OPERATOR_SERVICES": '[{"name": "a", "url": "http://a"}, {"name": "a", "url": "http://b"}]'
+            },
+            "names engine 'a' twice",
+        ),
+        (
+            {
+                "OPERATOR_SERVICES": '[{"name": "a", "url": "http://a"}, {"name": "b", "url": "http://a/"}]'
+            },
+            r"OPERATOR_SERVICES\[1\]\.url is the URL of engine 'a'",
+        ),
+        (
+            {
+                "OPERATOR_SERVICE_URL": "http://a",
+                "OPERATOR_SERVICES": '[{"name": "a", "url": "http://b"}]',
+            },
+            "OPERATOR_SERVICE_URL .* or OPERATOR_SERVICES .*, not both",
+        ),
     ],
 )
 def test_bad_settings_name_the_setting(changes: dict[str, str], named: str) -> None:
@@ -83,3 +112,20 @@ def test_fee_token_defaults_to_the_address_files_ocean(tmp_path: Path) -> None:
     assert load_provider_settings(named, None).provider_fee_token[8996] == "0x" + "0c" * 20
     with pytest.raises(ConfigurationError, match="ADDRESS_FILE"):
         load_provider_settings({**BASE, "ADDRESS_FILE": str(tmp_path / "none.json")}, None)
+
+
+def test_several_engines_each_with_a_name_url_and_key() -> None:
+    other_key = "0x" + "1" * 64
+    engines = json.dumps(
+        [
+            {"name": "cpu", "url": "http://10.0.0.1:8050"},
+            {"name": "gpu_2", "url": "https://gpu.example:8050", "key": other_key},
+        ]
+    )
+    settings = load_provider_settings({**BASE, "OPERATOR_SERVICES": engines}, config_path=None)
+    assert settings.operator_service_url is None
+    (cpu, gpu) = settings.operator_services
+    assert (cpu.name, cpu.url, cpu.key) == ("cpu", "http://10.0.0.1:8050", PROVIDER_KEY)
+    assert (gpu.name, gpu.url, gpu.key) == ("gpu_2", "https://gpu.example:8050", other_key)
+    assert other_key not in repr(settings.operator_services)
+    assert load_provider_settings(BASE, config_path=None).operator_services == ()
