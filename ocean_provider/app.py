@@ -21,6 +21,7 @@ from ocean_provider.chain.issuer import ChainFeeIssuer
 from ocean_provider.chain.orders import ChainOrderVerifier
 from ocean_provider.chain.reads import ChainReader
 from ocean_provider.chain.rpc import Chains
+from ocean_provider.compute.engines import EngineRouter
 from ocean_provider.compute.interfaces import (
     ComputeBackend,
     DdoResolver,
@@ -78,7 +79,7 @@ def create_app(
     ddos = ddos or _ddo_resolver(settings, reader.chains, ciphers, files)
     redis_client = _redis(settings)
     compute = ComputeService(
-        backend if backend is not None else _operator_client(settings),
+        backend if backend is not None else _compute_backend(settings),
         ddos,
         orders,
         fees,
@@ -103,16 +104,26 @@ def create_app(
     return app
 
 
-def _operator_client(settings: ProviderSettings) -> OperatorClient | None:
+def _compute_backend(settings: ProviderSettings) -> ComputeBackend | None:
+    """One engine's client (``OPERATOR_SERVICE_URL``), a router over several
+    (``OPERATOR_SERVICES``), or None: compute disabled."""
+    if settings.operator_services:
+        return EngineRouter(
+            {e.name: _operator_client(settings, e.url, e.key) for e in settings.operator_services}
+        )
     if settings.operator_service_url is None:
         log.warning(
             "OPERATOR_SERVICE_URL is not set: compute endpoints answer 404 compute_disabled. "
             "Point it at an engine, e.g. `ocean-provider engine` on http://127.0.0.1:8050"
         )
         return None
+    return _operator_client(settings, settings.operator_service_url, settings.universal_key)
+
+
+def _operator_client(settings: ProviderSettings, url: str, key: str) -> OperatorClient:
     return OperatorClient(
-        settings.operator_service_url,
-        settings.universal_key,
+        url,
+        key,
         connect_timeout=settings.operator_connect_timeout,
         read_timeout=settings.request_timeout,
     )

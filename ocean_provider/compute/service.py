@@ -42,6 +42,7 @@ from ocean_provider.errors import (
     EnvironmentNotFound,
     JobNotFound,
     OperatorFailed,
+    OperatorUnavailable,
     ValidationFailed,
 )
 from ocean_provider.wire.jobs import OperatorJob
@@ -90,7 +91,8 @@ class ComputeService:
     def backend(self) -> ComputeBackend:
         if self._backend is None:
             raise ComputeDisabled(
-                "compute is not enabled on this Provider: set OPERATOR_SERVICE_URL to an engine"
+                "compute is not enabled on this Provider: set OPERATOR_SERVICE_URL to an engine "
+                "(or OPERATOR_SERVICES to several)"
             )
         return self._backend
 
@@ -242,6 +244,10 @@ class ComputeService:
     def _environment(self, chain_id: int, env_id: str) -> Mapping[str, Any]:
         for env in self.environments(chain_id):
             if env.get("id") == env_id:
+                if env.get("reachable") is False:  # its engine is down (several engines)
+                    raise OperatorUnavailable(
+                        f"compute environment {env_id!r} is unreachable for now; try again later"
+                    )
                 return env
         raise EnvironmentNotFound(f"compute environment {env_id!r} does not exist")
 
