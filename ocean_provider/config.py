@@ -112,6 +112,12 @@ class _Source:
         value = value.strip() if value is not None else None
         return value if value else default
 
+    def origin(self, name: str) -> str | None:
+        """Where a setting comes from: "environment", "config.ini", or None when unset."""
+        if name in self._environ:
+            return "environment" if self._environ[name].strip() else None
+        return "config.ini" if (self._section.get(name.lower()) or "").strip() else None
+
     def require(self, name: str, hint: str) -> str:
         value = self.get(name)
         if value is None:
@@ -231,11 +237,13 @@ def load_provider_settings(
         raise ConfigurationError("DDO_SOURCE must be chain or aquarius")
     if ddo_source == "aquarius" and not src.get("AQUARIUS_URL"):
         raise ConfigurationError("DDO_SOURCE=aquarius needs AQUARIUS_URL")
+    engines = _operator_services(src, universal)
+    engine_url = None if engines else src.get("OPERATOR_SERVICE_URL")
     return ProviderSettings(
         chain_rpc=rpc,
         provider_keys=keys,
         universal_key=universal,
-        operator_service_url=_check_url("OPERATOR_SERVICE_URL", src.get("OPERATOR_SERVICE_URL")),
+        operator_service_url=_check_url("OPERATOR_SERVICE_URL", engine_url),
         aquarius_url=_check_url("AQUARIUS_URL", src.get("AQUARIUS_URL")),
         provider_url=_check_url("PROVIDER_URL", src.get("PROVIDER_URL")),
         storage_path=Path(src.get("STORAGE_PATH", "var/ocean-provider.db") or ""),
@@ -258,19 +266,22 @@ def load_provider_settings(
         or "",
         max_checksum_bytes=int(src.number("MAX_CHECKSUM_LENGTH", 5 << 20)),
         allow_private_downloads=src.flag("ALLOW_PRIVATE_DOWNLOADS"),
-        operator_services=_operator_services(src, universal),
+        operator_services=engines,
     )
 
 
 def _operator_services(src: _Source, default_key: str) -> tuple[EngineEndpoint, ...]:
     """``OPERATOR_SERVICES``: a JSON list of ``{"name", "url", "key"?}``, one per engine (the
-    key defaults to the one ``OPERATOR_SERVICE_URL`` uses); empty when unset."""
+    key defaults to the one ``OPERATOR_SERVICE_URL`` uses); empty when unset, or when
+    ``OPERATOR_SERVICE_URL`` comes from the environment and this from config.ini."""
     text = src.get("OPERATOR_SERVICES")
-    if text is None:
-        return ()
-    if src.get("OPERATOR_SERVICE_URL"):
+    several, single = src.origin("OPERATOR_SERVICES"), src.origin("OPERATOR_SERVICE_URL")
+    if text is None or (single == "environment" and several == "config.ini"):
+        return ()  # as every setting: the environment's wins over config.ini's
+    if single == several:
         raise ConfigurationError(
-            "set OPERATOR_SERVICE_URL (one engine) or OPERATOR_SERVICES (several), not both"
+            f"set OPERATOR_SERVICE_URL (one engine) or OPERATOR_SERVICES (several) in the "
+            f"{single}, not both"
         )
     entries = parse_json_setting("OPERATOR_SERVICES", text)
     if not isinstance(entries, list) or not entries:

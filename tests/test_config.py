@@ -129,3 +129,20 @@ def test_several_engines_each_with_a_name_url_and_key() -> None:
     assert (gpu.name, gpu.url, gpu.key) == ("gpu_2", "https://gpu.example:8050", other_key)
     assert other_key not in repr(settings.operator_services)
     assert load_provider_settings(BASE, config_path=None).operator_services == ()
+
+
+def test_the_environment_wins_between_one_engine_and_several(tmp_path: Path) -> None:
+    """As for every setting: ``config.ini`` ships ``operator_service_url``, and
+    ``OPERATOR_SERVICES`` in the environment replaces it (and the other way round)."""
+    several = '[{"name": "a", "url": "http://a:8050"}]'
+    ini = tmp_path / "config.ini"
+    ini.write_text("[provider]\noperator_service_url = http://127.0.0.1:8050\n")
+    settings = load_provider_settings({**BASE, "OPERATOR_SERVICES": several}, config_path=ini)
+    assert settings.operator_service_url is None
+    assert [e.name for e in settings.operator_services] == ["a"]
+    ini.write_text(f"[provider]\noperator_services = {several}\n")
+    settings = load_provider_settings({**BASE, "OPERATOR_SERVICE_URL": "http://b"}, config_path=ini)
+    assert (settings.operator_service_url, settings.operator_services) == ("http://b", ())
+    ini.write_text(f"[provider]\noperator_services = {several}\noperator_service_url = http://b\n")
+    with pytest.raises(ConfigurationError, match="in the config.ini, not both"):
+        load_provider_settings(BASE, config_path=ini)
