@@ -37,7 +37,7 @@ from ocean_provider.wire.jobs import OperatorJob
 
 log = logging.getLogger(__name__)
 SEPARATOR = "-"  # engine names never contain it; the engine's own id may
-RETRY_SECONDS = 5.0  # after a failure, an engine is not asked again for this long
+RETRY_SECONDS = 10.0  # after a failure, an engine is not asked again for this long (per worker)
 T = TypeVar("T")
 
 

@@ -136,7 +136,9 @@ class ResultStream(Protocol):
 
 
 class ComputeBackend(Protocol):
-    """What the service needs of an engine; ``OperatorClient`` is the real one."""
+    """What the service needs of an engine; ``OperatorClient`` is the real one, and
+    ``EngineRouter`` puts several behind one. An environment that carries
+    ``"reachable": false`` (its engine is down) is listed, but neither priced nor started."""
 
     def start(self, owner: str, payload: Mapping[str, Any]) -> list[OperatorJob]: ...
 
