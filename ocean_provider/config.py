@@ -272,17 +272,13 @@ def load_provider_settings(
 
 def _operator_services(src: _Source, default_key: str) -> tuple[EngineEndpoint, ...]:
     """``OPERATOR_SERVICES``: a JSON list of ``{"name", "url", "key"?}``, one per engine (the
-    key defaults to the one ``OPERATOR_SERVICE_URL`` uses); empty when unset, or when
-    ``OPERATOR_SERVICE_URL`` comes from the environment and this from config.ini."""
+    key defaults to the one ``OPERATOR_SERVICE_URL`` uses). Set, it replaces
+    ``OPERATOR_SERVICE_URL``, unless that comes from the environment and this from config.ini
+    (the environment wins, as for every setting)."""
     text = src.get("OPERATOR_SERVICES")
     several, single = src.origin("OPERATOR_SERVICES"), src.origin("OPERATOR_SERVICE_URL")
     if text is None or (single == "environment" and several == "config.ini"):
-        return ()  # as every setting: the environment's wins over config.ini's
-    if single == several:
-        raise ConfigurationError(
-            f"set OPERATOR_SERVICE_URL (one engine) or OPERATOR_SERVICES (several) in the "
-            f"{single}, not both"
-        )
+        return ()
     entries = parse_json_setting("OPERATOR_SERVICES", text)
     if not isinstance(entries, list) or not entries:
         raise ConfigurationError(

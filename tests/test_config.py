@@ -75,13 +75,6 @@ def test_config_file_is_read_and_environment_wins(tmp_path: Path) -> None:
             },
             r"OPERATOR_SERVICES\[1\]\.url is the URL of engine 'a'",
         ),
-        (
-            {
-                "OPERATOR_SERVICE_URL": "http://a",
-                "OPERATOR_SERVICES": '[{"name": "a", "url": "http://b"}]',
-            },
-            "OPERATOR_SERVICE_URL .* or OPERATOR_SERVICES .*, not both",
-        ),
     ],
 )
 def test_bad_settings_name_the_setting(changes: dict[str, str], named: str) -> None:
@@ -131,18 +124,21 @@ def test_several_engines_each_with_a_name_url_and_key() -> None:
     assert load_provider_settings(BASE, config_path=None).operator_services == ()
 
 
-def test_the_environment_wins_between_one_engine_and_several(tmp_path: Path) -> None:
-    """As for every setting: ``config.ini`` ships ``operator_service_url``, and
-    ``OPERATOR_SERVICES`` in the environment replaces it (and the other way round)."""
+def test_several_engines_replace_one_unless_the_one_comes_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    """``config.ini`` (and compose) set ``operator_service_url``: ``OPERATOR_SERVICES`` set
+    beside it replaces it; only an ``OPERATOR_SERVICE_URL`` from the environment wins over
+    ``config.ini``'s ``operator_services``, as every setting from the environment does."""
     several = '[{"name": "a", "url": "http://a:8050"}]'
+    both = {**BASE, "OPERATOR_SERVICE_URL": "http://b", "OPERATOR_SERVICES": several}
+    settings = load_provider_settings(both, config_path=None)
+    assert settings.operator_service_url is None
+    assert [e.name for e in settings.operator_services] == ["a"]
     ini = tmp_path / "config.ini"
     ini.write_text("[provider]\noperator_service_url = http://127.0.0.1:8050\n")
     settings = load_provider_settings({**BASE, "OPERATOR_SERVICES": several}, config_path=ini)
-    assert settings.operator_service_url is None
-    assert [e.name for e in settings.operator_services] == ["a"]
+    assert (settings.operator_service_url, len(settings.operator_services)) == (None, 1)
     ini.write_text(f"[provider]\noperator_services = {several}\n")
     settings = load_provider_settings({**BASE, "OPERATOR_SERVICE_URL": "http://b"}, config_path=ini)
     assert (settings.operator_service_url, settings.operator_services) == ("http://b", ())
-    ini.write_text(f"[provider]\noperator_services = {several}\noperator_service_url = http://b\n")
-    with pytest.raises(ConfigurationError, match="in the config.ini, not both"):
-        load_provider_settings(BASE, config_path=ini)

@@ -70,10 +70,10 @@ class EngineRouter:
         listings = [(engine, *self._announced(engine, chain_id)) for engine in self._all()]
         if not any(reachable or envs for _, envs, reachable in listings):
             raise OperatorUnavailable("no compute engine answered")
-        owners: dict[str, list[str]] = {}
+        owners: dict[str, list[str]] = {}  # environment id -> the engines announcing it
         for engine, envs, _ in listings:
-            for env in envs:
-                owners.setdefault(str(env.get("id", "")), []).append(engine.name)
+            for env_id in dict.fromkeys(str(env.get("id", "")) for env in envs):
+                owners.setdefault(env_id, []).append(engine.name)
         merged, routes = [], {}
         for engine, envs, reachable in listings:
             for env in envs:
