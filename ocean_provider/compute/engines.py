@@ -11,10 +11,11 @@
   ``<engine name>-<the engine's id>``, so every later call finds the engine from the id alone
   (no table to share between workers or hosts) and the engine sees its own id. An id without
   a configured engine's name (a job from before the engines had names) is looked for on each.
-- A down engine: calls for its jobs are 503 ``operator_unavailable``, and for a few seconds
-  after a failure the router answers that without waiting on it again. Listing jobs skips
-  it; stopping or deleting without a job id refuses while it is down (they would leave its
-  jobs running or stored).
+- A down engine: calls for its jobs are 503 ``operator_unavailable``. After a failure the
+  router answers that without asking it for ``RETRY_SECONDS``; then one call asks again
+  (the others still get 503 until it has its answer), so at most one request per pause
+  waits on an engine that does not answer. Listing jobs skips it; stopping or deleting
+  without a job id refuses while it is down (they would leave its jobs running or stored).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ocean_provider.errors import (
     JobNotFound,
     OperatorFailed,
     OperatorUnavailable,
+    ProviderError,
 )
 from ocean_provider.wire.jobs import OperatorJob
 
@@ -175,24 +177,41 @@ class EngineRouter:
     def _announced(self, engine: _Engine, chain_id: int) -> tuple[list[dict[str, Any]], bool]:
         """The engine's environments and whether it answered now; when it did not, the
         ones it last announced (none if it never answered this worker)."""
-        if not self._is_down(engine):
+        if self._may_ask(engine):
             try:
                 envs = engine.backend.environments(chain_id)
             except (OperatorUnavailable, OperatorFailed):
                 self._mark_down(engine)
             else:
+                engine.down_until = 0.0
                 engine.announced[chain_id] = envs
                 return envs, True
         return engine.announced.get(chain_id, []), False
 
     def _call(self, engine: _Engine, call: Callable[[ComputeBackend], T]) -> T:
-        if self._is_down(engine):
+        if not self._may_ask(engine):
             raise OperatorUnavailable(f"compute engine {engine.name!r} is unreachable")
         try:
-            return call(engine.backend)
+            result = call(engine.backend)
         except OperatorUnavailable:
             self._mark_down(engine)
             raise
+        except ProviderError:
+            engine.down_until = 0.0  # it answered, if with an error
+            raise
+        engine.down_until = 0.0
+        return result
+
+    def _may_ask(self, engine: _Engine) -> bool:
+        """False while the engine counts as down. Once its pause is over, one caller asks it
+        again and the others still get False until that one has its answer."""
+        with self._lock:
+            now = self._clock()
+            if engine.down_until > now:
+                return False
+            if engine.down_until:
+                engine.down_until = now + self._retry  # this caller's probe
+            return True
 
     def _all(self) -> list[_Engine]:
         return list(self._engines.values())

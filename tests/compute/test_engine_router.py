@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -25,9 +25,12 @@ class FakeEngine:
         self.jobs: dict[str, OperatorJob] = {}
         self.down = False
         self.calls: list[tuple[str, str | None]] = []
+        self.while_asked: list[Callable[[], None]] = []  # run during the next call
 
     def _called(self, name: str, job_id: str | None = None) -> None:
         self.calls.append((name, job_id))
+        if self.while_asked:
+            self.while_asked.pop()()
         if self.down:
             raise OperatorUnavailable("compute engine unreachable")
 
@@ -205,3 +208,27 @@ def test_an_id_without_an_engine_name_is_looked_for_on_each_engine(
     engines["a"].down = True
     with pytest.raises(OperatorUnavailable):  # it may be on the engine that is down
         router.status(OWNER, bare)
+
+
+def test_after_the_pause_one_call_asks_a_down_engine_again_and_the_others_do_not_wait(
+    router: EngineRouter, engines: dict[str, FakeEngine], clock: Clock
+) -> None:
+    on_b = _start(router, "cpu-b")
+    engines["b"].down = True
+    with pytest.raises(OperatorUnavailable):
+        router.status(OWNER, on_b.job_id)
+    clock.now += 5
+    meanwhile: list[str] = []
+
+    def another_call() -> None:
+        try:
+            router.status(OWNER, on_b.job_id)
+        except OperatorUnavailable as refused:
+            meanwhile.append(refused.message)
+
+    engines["b"].while_asked.append(another_call)
+    asked = len(engines["b"].calls)
+    with pytest.raises(OperatorUnavailable):
+        router.status(OWNER, on_b.job_id)
+    assert meanwhile == ["compute engine 'b' is unreachable"]
+    assert len(engines["b"].calls) == asked + 1  # the probe only
