@@ -10,10 +10,20 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import requests_mock as rm
+from flask import Flask
 from flask.testing import FlaskClient
 
 from ocean_provider.app import create_app
-from tests.api.helpers import COMPUTE, ENVIRONMENT, RESULT, engine_job, job_params, result_params
+from tests.api.helpers import (
+    COMPUTE,
+    ENGINE_COMPUTE,
+    ENGINE_ENVS,
+    ENVIRONMENT,
+    RESULT,
+    engine_job,
+    job_params,
+    result_params,
+)
 from tests.api.helpers import start_body as signed_start
 from tests.conftest import TX2, Consumer, FakeDdoResolver, FakeOrderVerifier, make_settings
 
@@ -93,3 +103,16 @@ def test_a_down_engine_is_503_for_its_jobs_and_the_other_answers(
     assert mine.status_code == 200 and mine.get_json()[0]["jobId"] == "a-1"
     listing = client.get(COMPUTE, query_string=job_params(consumer, None))
     assert [job["jobId"] for job in listing.get_json()] == ["a-1"]
+
+
+def test_one_engine_is_as_before_its_ids_bare_and_no_reachable(
+    app: Flask, engine: rm.Mocker, consumer: Consumer
+) -> None:
+    """``OPERATOR_SERVICE_URL`` alone: the wire is unchanged."""
+    engine.get(ENGINE_ENVS, json=[ENVIRONMENT])
+    engine.get(ENGINE_COMPUTE, json=[engine_job(consumer.address, "77")])
+    client = app.test_client()
+    (env,) = client.get(ENVS).get_json()
+    assert "reachable" not in env
+    (job,) = client.get(COMPUTE, query_string=job_params(consumer, "77")).get_json()
+    assert job["jobId"] == "77"
