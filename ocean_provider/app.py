@@ -10,6 +10,7 @@ from flask import Flask
 from flask_cors import CORS
 
 from ocean_provider.api.compute import bp as compute_bp
+from ocean_provider.api.consume import bp as consume_bp
 from ocean_provider.api.context import EXTENSION, ProviderContext
 from ocean_provider.api.documents import bp as documents_bp
 from ocean_provider.api.info import nonces as nonces_bp
@@ -32,6 +33,7 @@ from ocean_provider.compute.interfaces import (
 )
 from ocean_provider.compute.service import ComputeService
 from ocean_provider.config import ProviderSettings
+from ocean_provider.consume.service import ConsumeService
 from ocean_provider.ddo.crypto import ProviderCipher
 from ocean_provider.ddo.documents import ChainDocuments
 from ocean_provider.ddo.files import ServiceFiles
@@ -95,11 +97,20 @@ def create_app(
         auth=RequestAuthenticator(nonces or _nonce_store(settings, redis_client)),
         compute=compute,
         documents=documents,
+        consume=ConsumeService(
+            ddos,
+            orders,
+            compute,
+            timeout=settings.request_timeout,
+            max_checksum_bytes=settings.max_checksum_bytes,
+            allow_private=settings.allow_private_downloads,
+        ),
     )
     app.register_blueprint(root_bp)
     app.register_blueprint(compute_bp, url_prefix=SERVICES_PREFIX)
     app.register_blueprint(nonces_bp, url_prefix=SERVICES_PREFIX)
     app.register_blueprint(documents_bp, url_prefix=SERVICES_PREFIX)
+    app.register_blueprint(consume_bp, url_prefix=SERVICES_PREFIX)
     register_error_handlers(app)
     return app
 

@@ -218,3 +218,11 @@ class DocumentRefused(ProviderError):
         super().__init__(message)
         self.code = code
         self.status = status
+
+
+class FileUnavailable(ProviderError):
+    """A service file could not be fetched (its server is down, refused, or its address is
+    not allowed); the message gives the fetcher's reason, which never names the URL."""
+
+    status = 502
+    code = "file_unavailable"

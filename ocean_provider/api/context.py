@@ -10,6 +10,7 @@ from ocean_provider.auth.authenticator import RequestAuthenticator
 from ocean_provider.compute.interfaces import Documents
 from ocean_provider.compute.service import ComputeService
 from ocean_provider.config import ProviderSettings
+from ocean_provider.consume.service import ConsumeService
 
 EXTENSION = "ocean_provider"
 
@@ -20,6 +21,7 @@ class ProviderContext:
     auth: RequestAuthenticator
     compute: ComputeService
     documents: Documents
+    consume: ConsumeService
     root_body: bytes | None = None  # GET /'s reply, serialised on first use
 
     def base_url(self) -> str:

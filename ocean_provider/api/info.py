@@ -22,7 +22,7 @@ def service_endpoints() -> dict[str, list[str]]:
     endpoints: dict[str, list[str]] = {}
     for rule in current_app.url_map.iter_rules():
         blueprint, _, name = rule.endpoint.partition(".")
-        if blueprint not in ("services", "nonces", "documents"):
+        if blueprint not in ("services", "nonces", "documents", "consume"):
             continue
         methods = sorted((rule.methods or set()) - HIDDEN_METHODS)
         endpoints[name] = [methods[0], rule.rule]

@@ -18,6 +18,11 @@ def result_message(consumer: str, job_id: str, index: int) -> str:
     return f"{consumer}{job_id}{index}"
 
 
+def download_message(document_id: str) -> str:
+    """GET /download: documentId (pod-configuration signs ``did + nonce`` with the operator key)."""
+    return document_id
+
+
 def decrypt_message(
     decrypter: str, chain_id: int, transaction_id: str | None, data_nft: str
 ) -> str:

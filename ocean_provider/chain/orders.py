@@ -106,6 +106,7 @@ class ChainOrderVerifier:
             fee_token=fee.token,
             fee_amount=fee.amount,
             valid_until=fee.valid_until,
+            consumer=str(order["consumer"]),
         )
 
     def check_fees(

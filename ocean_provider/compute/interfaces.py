@@ -79,6 +79,7 @@ class VerifiedOrder:
     fee_token: str
     fee_amount: int
     valid_until: int
+    consumer: str = ""  # the order's consumer (checksummed): who the datatoken was spent for
 
 
 class OrderVerifier(Protocol):

@@ -58,12 +58,7 @@ def check_input_service(service: Mapping[str, Any], resource: str, *, main: bool
 def check_consumable(asset: Asset, address: str, resource: str) -> None:
     """The asset is published (data NFT, chain), active or unlisted, and ``address`` passes
     its address credentials: in the allow list if there is one, else not in the deny list."""
-    nft = _mapping(asset.ddo.get("nft"))
-    if not nft.get("address") or not asset.chain_id or not asset.metadata:
-        raise ComputeRefused(resource, "asset_malformed", "Asset malformed or disabled.")
-    state = nft.get("state")
-    if isinstance(state, bool) or state not in CONSUMABLE_STATES:
-        raise ComputeRefused(resource, "asset_not_consumable", "Asset is not consumable.")
+    check_state(asset, resource)
     allowed = _credential_addresses(asset, "allow", resource)
     denied = _credential_addresses(asset, "deny", resource)
     who = address.lower()
@@ -81,6 +76,16 @@ def check_consumable(asset: Asset, address: str, resource: str) -> None:
             f"Error: Access to asset {asset.did} was denied with code: "
             "ConsumableCodes.CREDENTIAL_IN_DENY_LIST.",
         )
+
+
+def check_state(asset: Asset, resource: str) -> None:
+    """The asset is published (data NFT, chain) and active or unlisted."""
+    nft = _mapping(asset.ddo.get("nft"))
+    if not nft.get("address") or not asset.chain_id or not asset.metadata:
+        raise ComputeRefused(resource, "asset_malformed", "Asset malformed or disabled.")
+    state = nft.get("state")
+    if isinstance(state, bool) or state not in CONSUMABLE_STATES:
+        raise ComputeRefused(resource, "asset_not_consumable", "Asset is not consumable.")
 
 
 def _credential_addresses(asset: Asset, access_class: str, resource: str) -> set[str]:

@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -43,6 +43,7 @@ from ocean_provider.fetch.request import (
     REDIRECT_CODES,
     FetchError,
     FetchRequest,
+    FetchStatus,
     FetchTooLarge,
     Target,
     build_request,
@@ -187,6 +188,29 @@ class SafeFetcher:
         self._fetch(file_object, cancel, max_bytes, lambda body: _feed(body, digest.update))
         return digest.hexdigest()
 
+    def open(self, file_object: Mapping[str, Any], max_bytes: int | None = None) -> OpenedFile:
+        """The final 2xx reply (redirects followed), open: its status and headers now, its
+        body through ``chunks()`` under the same limits as :meth:`fetch_to`. The caller
+        closes it (``chunks()`` does when it ends). Raises :class:`FetchError`
+        (:class:`FetchStatus` for a final reply that is not 2xx)."""
+        if self._closed:
+            raise RuntimeError("SafeFetcher is closed")
+        request = build_request(file_object)
+        budget = _Budget(self.policy.total_timeout, None)
+        cap = self.policy.max_bytes if max_bytes is None else min(max_bytes, self.policy.max_bytes)
+        stack = ExitStack()
+        try:
+            response = stack.enter_context(self._open_final(request, budget))
+            _check_content_length(response, cap)
+        except HTTPError as exc:
+            stack.close()
+            raise _map_transport_error(exc) from None
+        except BaseException:
+            stack.close()
+            raise
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        return OpenedFile(response.status, headers, _capped_chunks(response, cap, budget), stack)
+
     def _fetch(
         self,
         file_object: Mapping[str, Any],
@@ -227,7 +251,7 @@ class SafeFetcher:
             request = follow_redirect(request, response.status, location)
         try:
             if not 200 <= response.status < 300:
-                raise FetchError(f"remote returned HTTP {response.status}")
+                raise FetchStatus(response.status)
             yield response
         finally:
             response.close()
@@ -284,6 +308,31 @@ class SafeFetcher:
         return HTTPConnectionPool(
             str(address), target.port, timeout=timeout, maxsize=1, retries=False
         )
+
+
+class OpenedFile:
+    """An open 2xx reply from :meth:`SafeFetcher.open`; ``headers`` have lower-case names."""
+
+    def __init__(
+        self, status: int, headers: Mapping[str, str], body: Iterator[bytes], stack: ExitStack
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self._body = body
+        self._stack = stack
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body as it arrives, once; closes the reply at its end or on an error."""
+        try:
+            yield from self._body
+        except HTTPError as exc:
+            raise _map_transport_error(exc) from None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the connection. Idempotent."""
+        self._stack.close()
 
 
 def _write_atomically(body: Iterator[bytes], dest: Path) -> int:

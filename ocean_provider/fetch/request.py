@@ -51,6 +51,14 @@ class FetchError(Exception):
         self.reason = reason
 
 
+class FetchStatus(FetchError):
+    """The final reply (after redirects) was not 2xx; ``status`` is its HTTP status."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"remote returned HTTP {status}")
+        self.status = status
+
+
 class FetchTooLarge(FetchError):
     """The body is larger than the fetch may write."""
 
