@@ -7,7 +7,9 @@ Policy (README "Downloads and file information"):
   order must name it as consumer (the user who paid is the payer). A consumer of the
   compute service gets ``not_access_service``, as from the reference;
 - an ``access`` service's files go to the order's consumer or payer, as the reference
-  serves them, once the asset's state and address credentials allow the signer;
+  serves them, once the asset's state and address credentials allow the signer (an
+  environment's operator, fetching a job's algorithm, passes the credentials: the job's
+  user passed them when it started);
 - any other service type is ``not_access_service``.
 
 Every method that downloads receives an authenticated signer; everything that reaches the
@@ -36,6 +38,7 @@ from ocean_provider.fetch.fetcher import FetchPolicy, OpenedFile, SafeFetcher
 from ocean_provider.fetch.request import FetchError, FetchStatus
 
 log = logging.getLogger(__name__)
+CREDENTIAL_CODES = ("credential_not_in_allow_list", "credential_in_deny_list")
 STREAM_CAP = 1 << 50  # downloads stream in constant memory: no practical size cap
 
 
@@ -153,7 +156,14 @@ class ConsumeService:
         kind = service.get("type")
         policy.check_state(asset, "documentId")
         if kind == "access":
-            policy.check_consumable(asset, signer, "documentId")
+            try:
+                policy.check_consumable(asset, signer, "documentId")
+            except ComputeRefused as refused:
+                # an operator fetches an algorithm for a job whose user passed them at start
+                if refused.code not in CREDENTIAL_CODES or signer not in self._operators(
+                    asset.chain_id
+                ):
+                    raise
             return
         if kind != "compute" or signer not in self._operators(asset.chain_id):
             raise ComputeRefused(

@@ -76,12 +76,16 @@ class Ddos:
         self.files = files
         self.resolved = 0
         self.undecryptable = False
+        self.credentials: dict[str, Any] | None = None
 
     def resolve(self, did: str) -> Asset:
         self.resolved += 1
         if did != DATASET_DID:
             raise ComputeRefused("dataset", "did_not_found")
-        return Asset(did=did, chain_id=CHAIN_ID, ddo=dataset_ddo())
+        ddo = dataset_ddo()
+        if self.credentials is not None:
+            ddo["credentials"] = self.credentials
+        return Asset(did=did, chain_id=CHAIN_ID, ddo=ddo)
 
     def service_files(self, asset: Asset, service_id: str) -> list[dict[str, Any]]:
         if self.undecryptable:
@@ -205,6 +209,16 @@ def test_an_access_service_serves_its_orders_consumer(
     query = params(consumer, serviceId="access-1", transferTxId=TX2)
     assert client.get(DOWNLOAD, query_string=query).data == DATA
     query = params(operator, serviceId="access-1", transferTxId=TX2)  # the verifier said yes
+    assert client.get(DOWNLOAD, query_string=query).status_code == 200
+
+
+def test_credentials_bind_consumers_of_an_access_service_not_the_operator(
+    client: FlaskClient, consumer: Consumer, operator: Consumer, ddos: Ddos
+) -> None:
+    ddos.credentials = {"allow": [{"type": "address", "values": ["0x" + "9" * 40]}]}
+    query = params(consumer, serviceId="access-1", transferTxId=TX2)
+    assert_refused(client.get(DOWNLOAD, query_string=query), 400, "credential_not_in_allow_list")
+    query = params(operator, serviceId="access-1", transferTxId=TX2)
     assert client.get(DOWNLOAD, query_string=query).status_code == 200
 
 
@@ -355,3 +369,25 @@ def test_both_are_listed_under_service_endpoints(client: FlaskClient) -> None:
     endpoints = client.get("/").get_json()["serviceEndpoints"]
     assert endpoints["fileinfo"] == ["POST", "/api/services/fileinfo"]
     assert endpoints["download"] == ["GET", "/api/services/download"]
+
+
+def test_private_file_addresses_stay_closed_by_default(
+    tmp_path: Path, ddos: Ddos, orders: Orders, operator: Consumer, files: Files
+) -> None:
+    """Without ALLOW_PRIVATE_DOWNLOADS the fetcher refuses loopback before connecting."""
+    backend = OperatorClient(ENGINE_URL, PROVIDER_KEY, connect_timeout=1, read_timeout=2, backoff=0)
+    with rm.Mocker() as engine:
+        engine.get(ENGINE_ENVS, json=[{**ENVIRONMENT, "consumerAddress": operator.address}])
+        app = create_app(make_settings(tmp_path), backend=backend, ddos=ddos, orders=orders)
+        client, hits = app.test_client(), files.hits
+        reply = client.get(DOWNLOAD, query_string=params(operator))
+        assert_refused(reply, 502, "file_unavailable")
+        assert (
+            reply.get_json()["error"]
+            == "the file could not be fetched: destination address not allowed"
+        )
+        body = {"type": "url", "url": f"{files.url}/data.csv"}
+        assert client.post(FILEINFO, json=body).get_json() == [
+            {"index": 0, "valid": False, "type": "url"}
+        ]
+    assert files.hits == hits
