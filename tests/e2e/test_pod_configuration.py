@@ -14,6 +14,7 @@ file server), and writes its status into PostgreSQL: 30, with Ocean's folder lay
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -79,7 +80,8 @@ def pod_configuration() -> Path:
             pytest.fail(f"pod-configuration needs {tool} on PATH (apt-get install nodejs npm)")
     if not (POD_CONFIGURATION / "node_modules" / "web3").is_dir():
         done = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"],
+            # no install scripts: the native addons web3 may build all have JS fallbacks
+            ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
             cwd=POD_CONFIGURATION,
             capture_output=True,
             text=True,
@@ -244,10 +246,10 @@ def configure(cluster: Cluster, program: Path, job: dict[str, Any], root: Path) 
         DATABASE,
     )
     done = subprocess.run(
-        ["node", str(program), "--workflow", str(workflow), "--path", str(volume)]
-        + ["--workflowid", job_id, "--verbose"],
-        env={
-            "PATH": "/usr/bin:/bin:/usr/local/bin",
+        [str(shutil.which("node")), str(program), "--workflow", str(workflow)]
+        + ["--path", str(volume), "--workflowid", job_id, "--verbose"],
+        env={  # what operator-engine gives the configure pod, and no more
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PRIVATE_KEY": OPERATOR_KEY,
             **cluster.db.environ(DATABASE),
         },
