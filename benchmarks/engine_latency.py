@@ -90,7 +90,12 @@ def workflow(code: str, data_url: str, env: str) -> dict[str, Any]:
         container={"entrypoint": "python $ALGO", "image": "python", "tag": "3.11"}, rawcode=code
     )
     return build_workflow(
-        environment=env, chain_id=8996, inputs=[dataset], algorithm=algorithm, metadata_uri=None
+        environment=env,
+        chain_id=8996,
+        inputs=[dataset],
+        algorithm=algorithm,
+        metadata_uri=None,
+        with_files=True,  # the local engine takes the files in the workflow
     )
 
 

@@ -48,7 +48,12 @@ def job_workflow(code: str, data_url: str) -> dict[str, object]:
         container={"entrypoint": "python $ALGO", "image": "python", "tag": "3.11"}, rawcode=code
     )
     return build_workflow(
-        environment="demo", chain_id=8996, inputs=[dataset], algorithm=algorithm, metadata_uri=None
+        environment="demo",
+        chain_id=8996,
+        inputs=[dataset],
+        algorithm=algorithm,
+        metadata_uri=None,
+        with_files=True,  # the local engine takes the files in the workflow
     )
 
 

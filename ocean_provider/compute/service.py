@@ -45,7 +45,7 @@ from ocean_provider.errors import (
     OperatorUnavailable,
     ValidationFailed,
 )
-from ocean_provider.wire.jobs import OperatorJob
+from ocean_provider.wire.jobs import ACCEPTS_FILES, OperatorJob
 
 log = logging.getLogger(__name__)
 ZERO_ADDRESS = "0x" + "0" * 40
@@ -149,6 +149,7 @@ class ComputeService:
             algorithm=prepared_algorithm,
             metadata_uri=self._metadata_uri,
             valid_until=max(order.valid_until for order in paid),
+            with_files=environment.get(ACCEPTS_FILES) is True,
         )
         jobs = self._start_once(signer, chain, orders, payload)
         log.info("job %s started for %s", jobs[0].job_id, signer)

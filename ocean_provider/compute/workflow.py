@@ -1,7 +1,10 @@
 """Build the workflow the engine receives: the reference's one-stage shape plus our extras.
 
-Each input also carries its ``ddo`` and decrypted ``files`` (our engine needs
-them; Ocean's ignores them). Pure: no I/O.
+Each input also carries its ``ddo``, and its decrypted ``files`` when the engine takes them
+(``wire.jobs.ACCEPTS_FILES`` in its environment: our local engine). Ocean's Operator-Service
+stores the workflow and operator-engine mounts it into the job's pods, where an algorithm
+could read it, so an engine that does not say so gets no file URLs: its pods fetch the
+files through the Provider's ``download``. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -39,21 +42,23 @@ class PreparedAlgorithm:
     customdata: Mapping[str, Any] | None = None
 
 
-def _input_entry(index: int, item: PreparedInput) -> dict[str, Any]:
+def _input_entry(index: int, item: PreparedInput, with_files: bool) -> dict[str, Any]:
     remote: dict[str, Any] = {"txId": item.tx_id, "serviceId": item.service_id}
     if item.userdata is not None:
         remote["userdata"] = dict(item.userdata)
-    return {
+    entry: dict[str, Any] = {
         "index": index,
         "id": item.asset.did,
         "remote": remote,
         "ddo": dict(item.asset.ddo),
-        "files": item.files,
         "allowNetworkAccess": item.allow_network,
     }
+    if with_files:
+        entry["files"] = item.files
+    return entry
 
 
-def _algorithm_entry(algo: PreparedAlgorithm) -> dict[str, Any]:
+def _algorithm_entry(algo: PreparedAlgorithm, with_files: bool) -> dict[str, Any]:
     container = dict(algo.container)
     custom = dict(algo.customdata) if algo.customdata is not None else None
     if algo.asset is None:
@@ -64,7 +69,7 @@ def _algorithm_entry(algo: PreparedAlgorithm) -> dict[str, Any]:
             "container": container,
             "algocustomdata": custom,
         }
-    return {
+    entry: dict[str, Any] = {
         "id": algo.asset.did,
         "rawcode": "",
         "container": container,
@@ -76,8 +81,10 @@ def _algorithm_entry(algo: PreparedAlgorithm) -> dict[str, Any]:
         },
         "algocustomdata": custom,
         "ddo": dict(algo.asset.ddo),
-        "files": algo.files,
     }
+    if with_files:
+        entry["files"] = algo.files
+    return entry
 
 
 def build_workflow(
@@ -88,13 +95,15 @@ def build_workflow(
     algorithm: PreparedAlgorithm,
     metadata_uri: str | None,
     valid_until: int = 0,
+    with_files: bool = False,
 ) -> dict[str, Any]:
-    """The POST /api/v1/operator/compute body, minus the signed fields the client adds."""
+    """The POST /api/v1/operator/compute body, minus the signed fields the client adds;
+    decrypted files only ``with_files`` (an engine whose environment takes them)."""
     stage = {
         "index": 0,
-        "input": [_input_entry(i, item) for i, item in enumerate(inputs)],
+        "input": [_input_entry(i, item, with_files) for i, item in enumerate(inputs)],
         "compute": {"Instances": 1, "namespace": environment, "maxtime": DEFAULT_MAXTIME},
-        "algorithm": _algorithm_entry(algorithm),
+        "algorithm": _algorithm_entry(algorithm, with_files),
         "output": {"metadataUri": metadata_uri or ""},
     }
     return {

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ocean_provider.errors import ConfigurationError
+from ocean_provider.wire.jobs import ACCEPTS_FILES
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -61,6 +62,7 @@ class Environment(BaseModel):
             "storageExpiry": self.storage_expiry,
             "feeToken": self.fee_token,
             "free": self.free,
+            ACCEPTS_FILES: True,  # the workflow brings each input's decrypted files
         }
 
 

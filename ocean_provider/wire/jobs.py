@@ -13,6 +13,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# An environment announcing this as true runs on an engine that takes each input's decrypted
+# files in the workflow (our local engine); Ocean's engine fetches them through the Provider
+ACCEPTS_FILES = "acceptsDecryptedFiles"
+
 
 class JobStatus(IntEnum):
     WARMING_UP = 1

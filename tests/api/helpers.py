@@ -30,6 +30,7 @@ ENVIRONMENT = {
     "maxJobDuration": 60,
     "storageExpiry": 3600,
     "free": True,
+    "acceptsDecryptedFiles": True,  # as our engine announces
 }
 
 

@@ -4,6 +4,7 @@ resource and code the reference answers, for a start and for initializeCompute a
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from ocean_provider.compute.interfaces import AlgorithmChecksums, Asset, AssetFi
 from ocean_provider.compute.requests import InitializeRequest, StartRequest
 from ocean_provider.compute.service import ComputeService
 from ocean_provider.errors import ComputeRefused
-from ocean_provider.wire.jobs import OperatorJob
+from ocean_provider.wire.jobs import ACCEPTS_FILES, OperatorJob
 from tests.conftest import (
     ALGO_CONTAINER,
     ALGO_DID,
@@ -48,11 +49,12 @@ CONTAINER_SUM = hashlib.sha256(
 
 
 class FakeBackend:
-    def __init__(self) -> None:
+    def __init__(self, accepts_files: bool = True) -> None:
         self.started: list[Mapping[str, Any]] = []
+        self.accepts_files = accepts_files  # our engine does; Ocean's does not say so
 
     def environments(self, chain_id: int) -> list[dict[str, Any]]:
-        return [{"id": ENV, "priceMin": 0}]
+        return [{"id": ENV, "priceMin": 0, ACCEPTS_FILES: self.accepts_files}]
 
     def start(self, owner: str, payload: Mapping[str, Any]) -> list[OperatorJob]:
         self.started.append(payload)
@@ -138,11 +140,14 @@ class World:
 
 
 def service(
-    world: World, tmp_path: Path, orders: FakeOrderVerifier | None = None
+    world: World,
+    tmp_path: Path,
+    orders: FakeOrderVerifier | None = None,
+    backend: FakeBackend | None = None,
 ) -> tuple[ComputeService, FakeBackend]:
     resolver = FilesOf(world.ddos)
     resolver.undecryptable = world.undecryptable
-    backend = FakeBackend()
+    backend = backend or FakeBackend()
     files: AssetFiles | None = world.files
     compute = ComputeService(
         backend,  # type: ignore[arg-type]  # only environments() and start() are used here
@@ -159,8 +164,8 @@ def service(
     return compute, backend
 
 
-def start(world: World, tmp_path: Path) -> FakeBackend:
-    compute, backend = service(world, tmp_path)
+def start(world: World, tmp_path: Path, backend: FakeBackend | None = None) -> FakeBackend:
+    compute, backend = service(world, tmp_path, backend=backend)
     request = StartRequest.model_validate(
         {
             "consumerAddress": SIGNER,
@@ -441,3 +446,18 @@ def test_the_workflow_carries_the_decrypted_files_and_the_algorithm(tmp_path: Pa
     assert stage["algorithm"]["id"] == ALGO_DID
     assert stage["algorithm"]["container"] == ALGO_CONTAINER
     assert stage["algorithm"]["files"][0]["url"] == "http://files.test/access-a.csv"
+
+
+def test_an_engine_that_does_not_take_files_gets_no_file_url(tmp_path: Path) -> None:
+    """Ocean's Operator-Service stores the workflow and mounts it into the job's pods: its
+    inputs carry their DID, order and service only, and pod-configuration downloads."""
+    world = World()
+    _extra_compute(world)
+    (payload,) = start(world, tmp_path, FakeBackend(accepts_files=False)).started
+    stage = payload["workflow"]["stages"][0]
+    assert "files.test" not in json.dumps(payload)
+    assert [sorted(i) for i in stage["input"]] == [
+        ["allowNetworkAccess", "ddo", "id", "index", "remote"]
+    ] * 2
+    assert [i["remote"]["txId"] for i in stage["input"]] == [TX, TX2]
+    assert "files" not in stage["algorithm"] and stage["algorithm"]["id"] == ALGO_DID

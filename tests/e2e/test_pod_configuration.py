@@ -44,6 +44,7 @@ from ocean_provider.devnet.assets import (
 )
 from ocean_provider.devnet.embedded import serve_app, serve_directory
 from ocean_provider.devnet.stub_engine import json_stub
+from ocean_provider.wire.jobs import ACCEPTS_FILES
 from tests.api.helpers import ENVIRONMENT, engine_job
 from tests.conftest import Consumer, make_settings
 from tests.devchain import OCEAN, DevChain
@@ -110,7 +111,9 @@ def cluster(devchain: DevChain, tmp_path_factory: pytest.TempPathFactory) -> Ite
         started.append(body)
         return [engine_job(body["owner"], f"job{len(started)}", agreementId=body["agreementId"])]
 
-    environments = [{**ENVIRONMENT, "id": ENV, "consumerAddress": OPERATOR}]
+    # Ocean's engine announces no ACCEPTS_FILES: it gets no decrypted file in the workflow
+    announced = {k: v for k, v in ENVIRONMENT.items() if k != ACCEPTS_FILES}
+    environments = [{**announced, "id": ENV, "consumerAddress": OPERATOR}]
     operator_service = json_stub(lambda path: environments, operator_post)
     aquarius = json_stub(lambda path: ddos.get(path.rsplit("/", 1)[-1]))
     for server in (operator_service, aquarius):
@@ -237,6 +240,7 @@ def configure(cluster: Cluster, program: Path, job: dict[str, Any], root: Path) 
     job_id = f"job{len(cluster.started)}"
     workflow = root / "workflow.json"  # the configmap: the workflow Operator-Service stored
     workflow.write_text(json.dumps(job["workflow"]))
+    assert cluster.files_url not in workflow.read_text()  # the algorithm's pod can read it
     volume = root / "data"
     volume.mkdir()
     cluster.db.sql(

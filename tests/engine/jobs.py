@@ -40,7 +40,12 @@ def workflow(
         customdata={"threshold": 50},
     )
     return build_workflow(
-        environment=env, chain_id=8996, inputs=[dataset], algorithm=algorithm, metadata_uri=None
+        environment=env,
+        chain_id=8996,
+        inputs=[dataset],
+        algorithm=algorithm,
+        metadata_uri=None,
+        with_files=True,  # our engine takes the files in the workflow
     )
 
 
