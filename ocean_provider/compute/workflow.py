@@ -69,16 +69,20 @@ def _algorithm_entry(algo: PreparedAlgorithm, with_files: bool) -> dict[str, Any
             "container": container,
             "algocustomdata": custom,
         }
+    userdata = dict(algo.userdata) if algo.userdata is not None else None
+    remote: dict[str, Any] = {
+        "serviceEndpoint": algo.service_endpoint,
+        "txId": algo.tx_id,
+        "serviceId": algo.service_id,
+        "userData": userdata,  # the reference's key
+    }
+    if userdata is not None:
+        remote["algouserdata"] = userdata  # the key pod-configuration reads
     entry: dict[str, Any] = {
         "id": algo.asset.did,
         "rawcode": "",
         "container": container,
-        "remote": {
-            "serviceEndpoint": algo.service_endpoint,
-            "txId": algo.tx_id,
-            "serviceId": algo.service_id,
-            "userData": dict(algo.userdata) if algo.userdata is not None else None,
-        },
+        "remote": remote,
         "algocustomdata": custom,
         "ddo": dict(algo.asset.ddo),
     }

@@ -448,6 +448,18 @@ def test_the_workflow_carries_the_decrypted_files_and_the_algorithm(tmp_path: Pa
     assert stage["algorithm"]["files"][0]["url"] == "http://files.test/access-a.csv"
 
 
+@pytest.mark.parametrize("key", ["userdata", "algouserdata"])  # ocean.js, the reference
+def test_the_algorithms_userdata_reaches_pod_configuration(tmp_path: Path, key: str) -> None:
+    """The reference's workflow names it ``remote.userData``, which pod-configuration never
+    reads; it reads ``remote.algouserdata``. Both are sent."""
+    world = World()
+    _extra_compute(world)
+    world.algorithm[key] = {"token": "abc"}
+    (payload,) = start(world, tmp_path).started
+    remote = payload["workflow"]["stages"][0]["algorithm"]["remote"]
+    assert remote["userData"] == remote["algouserdata"] == {"token": "abc"}
+
+
 def test_an_engine_that_does_not_take_files_gets_no_file_url(tmp_path: Path) -> None:
     """Ocean's Operator-Service stores the workflow and mounts it into the job's pods: its
     inputs carry their DID, order and service only, and pod-configuration downloads."""
