@@ -31,25 +31,17 @@ from eth_account import Account
 from ocean_provider.app import create_app
 from ocean_provider.auth.messages import start_message
 from ocean_provider.devnet.assets import (
-    SAMPLE_CONTAINER,
     PublishedAsset,
-    algorithm_ddo,
-    dataset_ddo,
-    endpoint_encrypt,
-    mint,
-    publish_asset,
     start_order,
-    trusted_algorithm,
-    url_file,
 )
 from ocean_provider.devnet.embedded import serve_app, serve_directory
 from ocean_provider.devnet.stub_engine import json_stub
 from ocean_provider.wire.jobs import ACCEPTS_FILES
 from tests.api.helpers import ENVIRONMENT, engine_job
 from tests.conftest import Consumer, make_settings
-from tests.devchain import OCEAN, DevChain
+from tests.devchain import DevChain
 from tests.e2e.postgres import Postgres, postgres_server
-from tests.published_node import NUMBERS, SUM_ALGORITHM
+from tests.published_node import NUMBERS, SUM_ALGORITHM, publish_samples, write_sample_files
 
 pytestmark = pytest.mark.integration
 
@@ -101,9 +93,6 @@ def _serve(server: Any) -> None:
 @pytest.fixture(scope="module")
 def cluster(devchain: DevChain, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("pod-configuration")
-    (root / "files").mkdir()
-    (root / "files" / "numbers.csv").write_text(NUMBERS)
-    (root / "files" / "sum.py").write_bytes(SUM_ALGORITHM)
     ddos: dict[str, Any] = {}
     started: list[dict[str, Any]] = []
 
@@ -118,7 +107,7 @@ def cluster(devchain: DevChain, tmp_path_factory: pytest.TempPathFactory) -> Ite
     aquarius = json_stub(lambda path: ddos.get(path.rsplit("/", 1)[-1]))
     for server in (operator_service, aquarius):
         _serve(server)
-    files = serve_directory(root / "files")
+    files = serve_directory(write_sample_files(root / "files"))
     settings = make_settings(
         root,
         NETWORK_URL=devchain.url,
@@ -131,43 +120,8 @@ def cluster(devchain: DevChain, tmp_path_factory: pytest.TempPathFactory) -> Ite
     )
     provider = serve_app(create_app(settings), "provider")
     try:
-        encrypt = endpoint_encrypt(provider.url, devchain.deployment.chain_id)
-
-        def publish(ddo: dict[str, Any], symbol: str) -> PublishedAsset:
-            asset = publish_asset(
-                devchain.w3,
-                devchain.deployment,
-                devchain.publisher_key,
-                ddo,
-                encrypt=encrypt,
-                name=symbol,
-                symbol=symbol,
-            )
-            mint(
-                devchain.w3, asset.datatoken, devchain.publisher_key, devchain.consumer, 10 * OCEAN
-            )
-            ddos[asset.did] = asset.ddo
-            return asset
-
-        algorithm = publish(
-            algorithm_ddo(
-                name="Sum",
-                files=[url_file(f"{files.url}/sum.py")],
-                service_endpoint=provider.url,
-            ),
-            "PSUM",
-        )
-        dataset = publish(
-            dataset_ddo(
-                name="Numbers",
-                files=[url_file(f"{files.url}/numbers.csv")],
-                service_endpoint=provider.url,
-                trusted_algorithms=[
-                    trusted_algorithm(algorithm.did, SAMPLE_CONTAINER, [SUM_ALGORITHM])
-                ],
-            ),
-            "PNUM",
-        )
+        dataset, algorithm, extra = publish_samples(devchain, provider.url, files.url)
+        ddos.update({asset.did: asset.ddo for asset in (dataset, algorithm, extra)})
         with postgres_server() as db:
             db.sql(f"CREATE DATABASE {DATABASE}")
             db.sql(JOBS_TABLE, DATABASE)
