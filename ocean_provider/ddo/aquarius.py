@@ -27,7 +27,7 @@ import requests
 
 from ocean_provider.compute.interfaces import Asset
 from ocean_provider.ddo.crypto import MAX_DOCUMENT_BYTES
-from ocean_provider.ddo.index import DID_PATTERN, did_for, unknown_did
+from ocean_provider.ddo.dids import DID_PATTERN, did_for, unknown_did
 from ocean_provider.errors import AquariusUnavailable
 
 if TYPE_CHECKING:  # the Protocol lives with the factory, which imports this module

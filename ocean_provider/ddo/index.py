@@ -18,22 +18,17 @@ chain's index starts over. One scan per chain runs at a time in a process.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from eth_utils.address import to_checksum_address
 
 from ocean_provider.auth.sqlite_db import SqliteDatabase
-from ocean_provider.chain.events import EventSpec, event
 from ocean_provider.chain.jsonrpc import (
     MalformedReply,
     RpcCall,
@@ -43,30 +38,19 @@ from ocean_provider.chain.jsonrpc import (
     rpc_batch,
 )
 from ocean_provider.chain.rpc import Chains
-from ocean_provider.errors import ChainUnavailable, ComputeRefused
+from ocean_provider.ddo.index_tables import (
+    LOG_INDEX_BITS,
+    SCHEMA,
+    apply_log,
+    forget_chain,
+    specs,
+)
+from ocean_provider.errors import ChainUnavailable
 
 log = logging.getLogger(__name__)
 
-DID_PATTERN = re.compile(r"did:op:[0-9a-f]{64}", re.ASCII)
-RESOURCE = "dataset"  # what a refusal names, as the compute service's callers expect
 STORE_NAME = "DDO index"
 FRESH_SECONDS = 30.0  # a scan this soon after the last one reads up to "latest" in one call
-_LOG_INDEX_BITS = 20  # an event's key: block number << 20 | log index
-
-
-def did_for(nft: str, chain_id: int) -> str:
-    """The DID of the data NFT ``nft`` on ``chain_id``."""
-    text = to_checksum_address(nft) + str(chain_id)
-    return "did:op:" + hashlib.sha256(text.encode()).hexdigest()
-
-
-def unknown_did(did: str, why: str) -> ComputeRefused:
-    return ComputeRefused(RESOURCE, "did_not_found", f"{did[:80]} {why}")
-
-
-def event_key(block: int, log_index: int) -> int:
-    """Orders events: later events have larger keys."""
-    return block << _LOG_INDEX_BITS | log_index
 
 
 @dataclass(frozen=True)
@@ -95,9 +79,7 @@ class IndexedNft:
         """(block, log index) of the latest metadata event."""
         if self.metadata_key is None:
             return None
-        return self.metadata_key >> _LOG_INDEX_BITS, self.metadata_key & (
-            (1 << _LOG_INDEX_BITS) - 1
-        )
+        return self.metadata_key >> LOG_INDEX_BITS, self.metadata_key & ((1 << LOG_INDEX_BITS) - 1)
 
 
 @dataclass(frozen=True)
@@ -106,48 +88,6 @@ class IndexedDatatoken:
     nft: str  # checksummed: the data NFT that created it
     name: str
     symbol: str
-
-
-@dataclass(frozen=True)
-class _Specs:
-    nft_created: EventSpec
-    token_created: EventSpec
-    metadata: tuple[EventSpec, EventSpec]  # MetadataCreated, MetadataUpdated
-    state: EventSpec
-    token_uri: EventSpec
-
-    @property
-    def topics(self) -> list[str]:
-        specs = (self.nft_created, self.token_created, *self.metadata, self.state, self.token_uri)
-        return ["0x" + spec.topic.hex() for spec in specs]
-
-
-@cache
-def specs() -> _Specs:
-    """The events the index reads (from the contract artifacts, read once when first needed)."""
-    nft = "ERC721Template"
-    return _Specs(
-        nft_created=event("NFTCreated", "ERC721Factory"),
-        token_created=event("TokenCreated", "ERC721Factory"),
-        metadata=(event("MetadataCreated", nft), event("MetadataUpdated", nft)),
-        state=event("MetadataState", nft),
-        token_uri=event("TokenURIUpdate", nft),
-    )
-
-
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS ddo_scan (chain_id INTEGER PRIMARY KEY, factory TEXT NOT NULL, "
-    "genesis TEXT, next_block INTEGER NOT NULL, head INTEGER, head_seen_at REAL)",
-    "CREATE TABLE IF NOT EXISTS ddo_nft (did TEXT PRIMARY KEY, chain_id INTEGER NOT NULL, "
-    "nft TEXT NOT NULL, name TEXT NOT NULL, symbol TEXT NOT NULL, token_uri TEXT NOT NULL, "
-    "uri_key INTEGER NOT NULL, state INTEGER NOT NULL DEFAULT 0, "
-    "state_key INTEGER NOT NULL DEFAULT -1, metadata_key INTEGER NOT NULL DEFAULT -1, "
-    "created_at INTEGER) WITHOUT ROWID",
-    "CREATE UNIQUE INDEX IF NOT EXISTS ddo_nft_address ON ddo_nft (chain_id, nft)",
-    "CREATE TABLE IF NOT EXISTS ddo_datatoken (chain_id INTEGER NOT NULL, address TEXT NOT NULL, "
-    "nft TEXT NOT NULL, name TEXT NOT NULL, symbol TEXT NOT NULL, "
-    "PRIMARY KEY (chain_id, address)) WITHOUT ROWID",
-)
 
 
 @dataclass(frozen=True)
@@ -195,7 +135,7 @@ class NftIndex:
         self._checked_genesis: set[int] = set()
         self._margin_logs: dict[int, set[tuple[int, int, str]]] = {}  # applied, to be re-read
         with self._db.transaction() as db:
-            for statement in _SCHEMA:
+            for statement in SCHEMA:
                 db.execute(statement)
 
     @property
@@ -345,7 +285,7 @@ class NftIndex:
             went_back = cursor.head is not None and head + self._margin < cursor.head
             if went_back or (genesis is not None and stored not in (None, genesis)):
                 log.warning("chain %s was reset: its DDO index starts over", chain_id)
-                _forget_chain(db, chain_id, factory)
+                forget_chain(db, chain_id, factory.address, factory.start_block)
                 self._margin_logs.pop(chain_id, None)
                 cursor = _Cursor(factory.start_block, None, None)
             if genesis is not None:
@@ -367,7 +307,7 @@ class NftIndex:
         if row is not None:
             log.warning("chain %s has another ERC721Factory: its DDO index starts over", chain_id)
         with self._db.transaction() as db:
-            _forget_chain(db, chain_id, factory)
+            forget_chain(db, chain_id, factory.address, factory.start_block)
         self._margin_logs.pop(chain_id, None)
         return _Cursor(factory.start_block, None, None)
 
@@ -381,7 +321,7 @@ class NftIndex:
         with self._db.transaction() as db:
             for entry in logs:
                 if (entry["block"], entry["index"], entry["tx"]) not in applied:
-                    _apply(db, chain_id, factory.address.lower(), entry)
+                    apply_log(db, chain_id, factory.address.lower(), entry)
             db.execute(
                 "UPDATE ddo_scan SET next_block = MAX(next_block, ?), head = ?, head_seen_at = ? "
                 "WHERE chain_id = ?",
@@ -398,87 +338,3 @@ def _get_logs(start: int, end: int | str) -> RpcCall:
     """Every log with one of the index's topics, from any emitter (Aquarius' query)."""
     last = hex(end) if isinstance(end, int) else end
     return "eth_getLogs", [{"fromBlock": hex(start), "toBlock": last, "topics": [specs().topics]}]
-
-
-def _forget_chain(db: sqlite3.Connection, chain_id: int, factory: Factory) -> None:
-    for table in ("ddo_nft", "ddo_datatoken", "ddo_scan"):
-        db.execute(f"DELETE FROM {table} WHERE chain_id = ?", (chain_id,))
-    db.execute(
-        "INSERT INTO ddo_scan (chain_id, factory, next_block) VALUES (?, ?, ?)",
-        (chain_id, factory.address.lower(), factory.start_block),
-    )
-
-
-def _apply(db: sqlite3.Connection, chain_id: int, factory: str, entry: dict[str, Any]) -> None:
-    """One log into the index; logs of other emitters or malformed ones change nothing."""
-    s = specs()
-    topic = entry["topics"][0] if entry["topics"] else b""
-    if topic in (s.nft_created.topic, s.token_created.topic):
-        if entry["address"] == factory:
-            _apply_factory_log(db, chain_id, topic, entry)
-    else:
-        _apply_nft_log(db, chain_id, topic, entry)  # an UPDATE: no row unless the NFT is ours
-
-
-def _apply_factory_log(
-    db: sqlite3.Connection, chain_id: int, topic: bytes, entry: dict[str, Any]
-) -> None:
-    s = specs()
-    if topic == s.nft_created.topic and (fields := s.nft_created.decode(entry)):
-        nft = str(fields["newTokenAddress"])
-        uri_key = event_key(entry["block"], entry["index"])
-        db.execute(
-            "INSERT OR IGNORE INTO ddo_nft (did, chain_id, nft, name, symbol, token_uri, "
-            "uri_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (did_for(nft, chain_id), chain_id, nft.lower(), fields["tokenName"])
-            + (fields["symbol"], fields["tokenURI"], uri_key),
-        )
-    elif topic == s.token_created.topic and (fields := s.token_created.decode(entry)):
-        token, nft = str(fields["newTokenAddress"]).lower(), str(fields["creator"]).lower()
-        db.execute(
-            "INSERT OR IGNORE INTO ddo_datatoken (chain_id, address, nft, name, symbol) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (chain_id, token, nft, fields["name"], fields["symbol"]),
-        )
-
-
-def _apply_nft_log(
-    db: sqlite3.Connection, chain_id: int, topic: bytes, entry: dict[str, Any]
-) -> None:
-    """A metadata, state or tokenURI event, if it is later than what the NFT's row holds."""
-    s = specs()
-    nft, key = entry["address"], event_key(entry["block"], entry["index"])
-    where = "WHERE chain_id = ? AND nft = ?"
-    if topic in (s.metadata[0].topic, s.metadata[1].topic):
-        created = topic == s.metadata[0].topic
-        fields = (s.metadata[0] if created else s.metadata[1]).decode(entry)
-        if fields is None:
-            return
-        db.execute(
-            f"UPDATE ddo_nft SET metadata_key = ? {where} AND metadata_key < ?",
-            (key, chain_id, nft, key),
-        )
-        _set_state(db, chain_id, nft, int(fields["state"]), key)
-        if created:
-            db.execute(
-                f"UPDATE ddo_nft SET created_at = ? {where} AND created_at IS NULL",
-                (int(fields["timestamp"]), chain_id, nft),
-            )
-    elif topic == s.state.topic and (fields := s.state.decode(entry)):
-        _set_state(db, chain_id, nft, int(fields["state"]), key)
-    elif topic == s.token_uri.topic and (fields := s.token_uri.decode(entry)):
-        db.execute(
-            f"UPDATE ddo_nft SET token_uri = ?, uri_key = ? {where} AND uri_key < ?",
-            (fields["tokenURI"], key, chain_id, nft, key),
-        )
-
-
-def _set_state(db: sqlite3.Connection, chain_id: int, nft: str, state: int, key: int) -> None:
-    db.execute(
-        "UPDATE ddo_nft SET state = ?, state_key = ? "
-        "WHERE chain_id = ? AND nft = ? AND state_key < ?",
-        (state, key, chain_id, nft, key),
-    )
-
-
-# JSON-RPC, raw: one batch is one round trip, and each call's error stays its own.

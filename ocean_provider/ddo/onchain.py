@@ -49,14 +49,9 @@ from ocean_provider.chain.jsonrpc import (
 )
 from ocean_provider.compute.interfaces import Asset
 from ocean_provider.ddo.crypto import CryptoFailed, ProviderCipher, document_hash, open_document
-from ocean_provider.ddo.index import (
-    DID_PATTERN,
-    RESOURCE,
-    IndexedNft,
-    NftIndex,
-    specs,
-    unknown_did,
-)
+from ocean_provider.ddo.dids import DID_PATTERN, RESOURCE, unknown_did
+from ocean_provider.ddo.index import IndexedNft, NftIndex
+from ocean_provider.ddo.index_tables import specs
 from ocean_provider.errors import ChainUnavailable, ComputeRefused
 
 if TYPE_CHECKING:  # the Protocol lives with the factory, which imports this module

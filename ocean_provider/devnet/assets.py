@@ -35,7 +35,7 @@ from ocean_provider.client import order, provider_fee_from_json
 from ocean_provider.client.orders import ProviderFeeArgs
 from ocean_provider.client.orders import provider_fee_args as client_fee_args
 from ocean_provider.ddo.crypto import FLAG_ECIES, FLAG_LZMA, ProviderCipher, document_hash
-from ocean_provider.ddo.index import did_for
+from ocean_provider.ddo.dids import did_for
 from ocean_provider.devnet.contracts import Deployment, contract_at, transact
 
 ZERO_ADDRESS = "0x" + "0" * 40

@@ -12,7 +12,7 @@ import requests
 import requests_mock as rm
 
 from ocean_provider.ddo.aquarius import AquariusDdoResolver
-from ocean_provider.ddo.index import did_for
+from ocean_provider.ddo.dids import did_for
 from ocean_provider.errors import AquariusUnavailable, ComputeRefused
 from tests.ddo.conftest import FakeClock, RecordingFiles
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ocean_provider.ddo.crypto import ProviderCipher
-from ocean_provider.ddo.index import did_for
+from ocean_provider.ddo.dids import did_for
 from ocean_provider.devnet.assets import cipher_encrypt, publish_datatoken, set_metadata
 from ocean_provider.devnet.contracts import deploy_contract
 from ocean_provider.errors import ChainUnavailable, ComputeRefused

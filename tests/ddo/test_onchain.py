@@ -11,8 +11,8 @@ from hexbytes import HexBytes
 
 from ocean_provider.app import create_app
 from ocean_provider.ddo.crypto import FLAG_ECIES, FLAG_LZMA, ProviderCipher
+from ocean_provider.ddo.dids import did_for
 from ocean_provider.ddo.files import ServiceFiles
-from ocean_provider.ddo.index import did_for
 from ocean_provider.ddo.onchain import OnChainDdoResolver
 from ocean_provider.devnet.assets import (
     Encrypt,

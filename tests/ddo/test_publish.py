@@ -9,7 +9,7 @@ import requests_mock as rm
 from hexbytes import HexBytes
 
 from ocean_provider.ddo.crypto import ProviderCipher
-from ocean_provider.ddo.index import did_for
+from ocean_provider.ddo.dids import did_for
 from ocean_provider.devnet.assets import (
     SAMPLE_CONTAINER,
     algorithm_ddo,
