@@ -1,7 +1,5 @@
-"""DIDs, and the index that finds the data NFT a DID names.
-
-A DID is ``did:op:`` + sha256(checksummed NFT address + chain id) in hex, so the
-NFT of a DID is found only by listing the NFTs. ``NftIndex`` lists them from
+"""The index that finds the data NFT a DID names (``ddo.dids``: a DID is a hash of the NFT's
+address and chain id, so the NFT is found only by listing the NFTs). ``NftIndex`` lists them from
 the chain, as Aquarius does: ``eth_getLogs`` over bounded block ranges with
 the topics of ``NFTCreated`` and ``TokenCreated`` (kept only when the
 configured ERC721Factory emitted them) and of the metadata events
@@ -13,7 +11,8 @@ metadata event is; per datatoken, its NFT, name and symbol.
 Scans are incremental and persisted (SQLite), shared by workers and restarts;
 each re-reads the last ``reorg_margin`` blocks. A chain reset under the same
 addresses (a restarted anvil) is noticed by the factory block's hash, and the
-chain's index starts over. One scan per chain runs at a time in a process.
+chain's index starts over. One scan per chain runs at a time in a process. The tables and
+what each event changes in them are in ``ddo.index_tables``.
 """
 
 from __future__ import annotations
