@@ -1,18 +1,19 @@
-"""The index that finds the data NFT a DID names (``ddo.dids``: a DID is a hash of the NFT's
-address and chain id, so the NFT is found only by listing the NFTs). ``NftIndex`` lists them from
-the chain, as Aquarius does: ``eth_getLogs`` over bounded block ranges with
-the topics of ``NFTCreated`` and ``TokenCreated`` (kept only when the
-configured ERC721Factory emitted them) and of the metadata events
-(``MetadataCreated``, ``MetadataUpdated``, ``MetadataState``,
-``TokenURIUpdate``, kept only from NFTs that factory created). Per NFT it
-keeps its DID, name, symbol, tokenURI, metadata state and where its latest
-metadata event is; per datatoken, its NFT, name and symbol.
+"""The index that finds the data NFT a DID names.
+
+A DID is a hash of the NFT's address and chain id (``ddo.dids``), so the NFT is found
+only by listing the NFTs. ``NftIndex`` lists them from the chain, as Aquarius does:
+``eth_getLogs`` over bounded block ranges with the topics of ``NFTCreated`` and
+``TokenCreated`` (kept only when the configured ERC721Factory emitted them) and of the
+metadata events (``MetadataCreated``, ``MetadataUpdated``, ``MetadataState``,
+``TokenURIUpdate``, kept only from NFTs that factory created). Per NFT it keeps its DID,
+name, symbol, tokenURI, metadata state and where its latest metadata event is; per
+datatoken, its NFT, name and symbol. The tables, and what each event changes in them,
+are in ``ddo.index_tables``.
 
 Scans are incremental and persisted (SQLite), shared by workers and restarts;
 each re-reads the last ``reorg_margin`` blocks. A chain reset under the same
 addresses (a restarted anvil) is noticed by the factory block's hash, and the
-chain's index starts over. One scan per chain runs at a time in a process. The tables and
-what each event changes in them are in ``ddo.index_tables``.
+chain's index starts over. One scan per chain runs at a time in a process.
 """
 
 from __future__ import annotations
