@@ -332,14 +332,14 @@ def run_provider(bind: str, config: Path, workers: int) -> None:
     from ocean_provider.app import create_app
     from ocean_provider.cli import _gunicorn
     from ocean_provider.config import load_provider_settings
-    from ocean_provider.wsgi import configure_logging
+    from ocean_provider.web.log_format import configure_logging
 
     spec = json.loads(config.read_text())
     settings = load_provider_settings(spec["environ"], config_path=None)  # fail in the master
     own = None if spec["ddo"] is None else PublishedAsset(Asset(spec["did"], CHAIN, spec["ddo"]))
 
     def factory() -> Flask:
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.observability.log_format)
         return create_app(settings) if own is None else create_app(settings, ddos=own)
 
     _gunicorn(factory, bind, workers, timeout=120)

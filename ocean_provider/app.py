@@ -15,6 +15,7 @@ from ocean_provider.api.context import EXTENSION, ProviderContext
 from ocean_provider.api.documents import bp as documents_bp
 from ocean_provider.api.info import nonces as nonces_bp
 from ocean_provider.api.info import root as root_bp
+from ocean_provider.api.metrics import ProviderMetrics
 from ocean_provider.auth.authenticator import RequestAuthenticator
 from ocean_provider.auth.nonces import NonceStore, RedisNonceStore, SqliteNonceStore
 from ocean_provider.auth.order_ledger import OrderLedger, RedisOrderLedger, SqliteOrderLedger
@@ -42,6 +43,8 @@ from ocean_provider.errors import ConfigurationError
 from ocean_provider.operator.client import OperatorClient
 from ocean_provider.web.error_handlers import register_error_handlers
 from ocean_provider.web.json_provider import BoundedJSONProvider
+from ocean_provider.web.metrics import install_metrics
+from ocean_provider.web.request_log import current_request_id, install_request_log, note_signer
 
 log = logging.getLogger(__name__)
 SERVICES_PREFIX = "/api/services"
@@ -65,6 +68,7 @@ def create_app(
     app.json = BoundedJSONProvider(app)
     app.json.sort_keys = False
     CORS(app)
+    metrics = _observe(app, settings)
     reader = _chain_reader(settings)  # one per app: its caches serve every chain part
     orders = orders or ChainOrderVerifier(reader, settings.provider_addresses)
     fees = fees or ChainFeeIssuer(reader, settings.provider_keys)
@@ -81,7 +85,7 @@ def create_app(
     ddos = ddos or _ddo_resolver(settings, reader.chains, ciphers, files)
     redis_client = _redis(settings)
     compute = ComputeService(
-        backend if backend is not None else _compute_backend(settings),
+        backend if backend is not None else _compute_backend(settings, metrics),
         ddos,
         orders,
         fees,
@@ -94,7 +98,9 @@ def create_app(
     )
     app.extensions[EXTENSION] = ProviderContext(
         settings=settings,
-        auth=RequestAuthenticator(nonces or _nonce_store(settings, redis_client)),
+        auth=RequestAuthenticator(
+            nonces or _nonce_store(settings, redis_client), on_signer=note_signer
+        ),
         compute=compute,
         documents=documents,
         consume=ConsumeService(
@@ -115,12 +121,26 @@ def create_app(
     return app
 
 
-def _compute_backend(settings: ProviderSettings) -> ComputeBackend | None:
+def _observe(app: Flask, settings: ProviderSettings) -> ProviderMetrics:
+    """``/metrics``, the request id and the request line (README "Metrics and logs")."""
+    seen = settings.observability
+    metrics = ProviderMetrics(multiprocess_dir=seen.metrics_dir, token=seen.metrics_token)
+    observer = install_metrics(app, metrics)
+    install_request_log(app, json_lines=seen.log_format == "json", observers=(observer,))
+    return metrics
+
+
+def _compute_backend(
+    settings: ProviderSettings, metrics: ProviderMetrics | None = None
+) -> ComputeBackend | None:
     """One engine's client (``OPERATOR_SERVICE_URL``), a router over several
     (``OPERATOR_SERVICES``), or None: compute disabled."""
     if settings.operator_services:
         return EngineRouter(
-            {e.name: _operator_client(settings, e.url, e.key) for e in settings.operator_services}
+            {
+                e.name: _operator_client(settings, e.url, e.key, metrics)
+                for e in settings.operator_services
+            }
         )
     if settings.operator_service_url is None:
         log.warning(
@@ -128,15 +148,20 @@ def _compute_backend(settings: ProviderSettings) -> ComputeBackend | None:
             "Point it at an engine, e.g. `ocean-provider engine` on http://127.0.0.1:8050"
         )
         return None
-    return _operator_client(settings, settings.operator_service_url, settings.universal_key)
+    url, key = settings.operator_service_url, settings.universal_key
+    return _operator_client(settings, url, key, metrics)
 
 
-def _operator_client(settings: ProviderSettings, url: str, key: str) -> OperatorClient:
+def _operator_client(
+    settings: ProviderSettings, url: str, key: str, metrics: ProviderMetrics | None
+) -> OperatorClient:
     return OperatorClient(
         url,
         key,
         connect_timeout=settings.operator_connect_timeout,
         read_timeout=settings.request_timeout,
+        observer=metrics.observe_engine_call if metrics is not None else None,
+        request_id=current_request_id,
     )
 
 

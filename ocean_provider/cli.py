@@ -7,21 +7,39 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
 from ocean_provider.errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from ocean_provider.config import Observability
+
 DEV_PROGRAMS = {"dev": "stack", "demo": "demo"}  # subcommand -> ocean_provider.devnet module
 # Paths without query strings (they carry signatures) and no referer (it may too).
-ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
+# The request id is the reply's X-Request-ID (the app sets it on every reply).
+ACCESS_LOG_FORMAT = (
+    '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s" id=%({x-request-id}o)s'
+)
 
 
 def _gunicorn(
-    factory: Callable[[], Flask], bind: str, workers: int, timeout: int, threads: int = 4
+    factory: Callable[[], Flask],
+    bind: str,
+    workers: int,
+    timeout: int,
+    threads: int = 4,
+    observability: Observability | None = None,
 ) -> None:
     from gunicorn.app.base import BaseApplication
+
+    from ocean_provider.config import Observability
+    from ocean_provider.web.log_format import gunicorn_log_config
+    from ocean_provider.web.metrics_dir import prepare_metrics_dir
+
+    seen = observability or Observability()
+    forget_worker = prepare_metrics_dir(seen.metrics_dir)  # before the workers fork
 
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -29,8 +47,12 @@ def _gunicorn(
             self.cfg.set("workers", workers)
             self.cfg.set("timeout", timeout)
             self.cfg.set("threads", threads)
-            self.cfg.set("accesslog", "-")
-            self.cfg.set("access_log_format", ACCESS_LOG_FORMAT)
+            if seen.log_format == "json":  # the app writes each request's line itself
+                self.cfg.set("logconfig_dict", gunicorn_log_config())
+            else:
+                self.cfg.set("accesslog", "-")
+                self.cfg.set("access_log_format", ACCESS_LOG_FORMAT)
+            self.cfg.set("child_exit", forget_worker)
             self.cfg.set("control_socket_disable", True)  # no shared socket in $HOME
 
         def load(self) -> Any:
@@ -45,8 +67,14 @@ def _serve(args: argparse.Namespace) -> None:
     from ocean_provider.config import load_provider_settings
     from ocean_provider.wsgi import provider_app
 
-    load_provider_settings()  # fail fast, with the setting's name, before workers start
-    _gunicorn(provider_app, args.bind, args.workers, args.timeout)
+    settings = load_provider_settings()  # fail fast, with the setting's name, before workers
+    _gunicorn(
+        provider_app,
+        args.bind,
+        args.workers,
+        args.timeout,
+        observability=settings.observability,
+    )
 
 
 def _engine(args: argparse.Namespace) -> None:
@@ -54,9 +82,11 @@ def _engine(args: argparse.Namespace) -> None:
     from ocean_provider.engine.app import check_engine_settings
     from ocean_provider.wsgi import engine_app
 
-    check_engine_settings(load_engine_settings())  # fail fast, name the setting
+    settings = load_engine_settings()
+    check_engine_settings(settings)  # fail fast, name the setting
     # One worker: the scheduler and the sandboxes live in that process (threads serve requests).
-    _gunicorn(engine_app, args.bind, 1, args.timeout, threads=8)
+    seen = settings.observability
+    _gunicorn(engine_app, args.bind, 1, args.timeout, threads=8, observability=seen)
 
 
 def _dev(program: str, rest: Sequence[str]) -> None:

@@ -28,6 +28,7 @@ from ocean_provider.errors import ConfigurationError
 
 DEFAULT_CONFIG = Path("config.ini")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 # An engine's name in OPERATOR_SERVICES: it prefixes the ids of its jobs (``<name>-<id>``)
 ENGINE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 ENGINE_FIELDS = frozenset({"name", "url", "key"})
@@ -49,6 +50,27 @@ class EngineEndpoint:
     name: str
     url: str
     key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Observability:
+    """Logs and metrics, the same settings for both apps (README "Metrics and logs")."""
+
+    log_format: str = "text"  # LOG_FORMAT: text (humans) or json (one object a line)
+    metrics_token: str | None = field(default=None, repr=False)  # METRICS_TOKEN: bearer
+    metrics_dir: Path | None = None  # PROMETHEUS_MULTIPROC_DIR: set by serve/engine
+
+
+def _observability(src: _Source) -> Observability:
+    log_format = (src.get("LOG_FORMAT", "text") or "text").lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigurationError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+    metrics_dir = src.get("PROMETHEUS_MULTIPROC_DIR")
+    return Observability(
+        log_format=log_format,
+        metrics_token=src.get("METRICS_TOKEN"),
+        metrics_dir=Path(metrics_dir) if metrics_dir else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -79,6 +101,7 @@ class ProviderSettings:
     max_checksum_bytes: int = 5 << 20
     allow_private_downloads: bool = False
     operator_services: tuple[EngineEndpoint, ...] = ()  # several engines, else the one URL
+    observability: Observability = field(default_factory=Observability)
     # derived once here, never per request
     chain_ids: list[int] = field(init=False)
     provider_addresses: Mapping[int, str] = field(init=False)
@@ -267,6 +290,7 @@ def load_provider_settings(
         max_checksum_bytes=int(src.number("MAX_CHECKSUM_LENGTH", 5 << 20)),
         allow_private_downloads=src.flag("ALLOW_PRIVATE_DOWNLOADS"),
         operator_services=engines,
+        observability=_observability(src),
     )
 
 
@@ -379,6 +403,7 @@ class EngineSettings:
     provision_seconds: float
     publish_seconds: float
     log_level: str
+    observability: Observability = field(default_factory=Observability)
 
 
 def load_engine_settings(
@@ -422,4 +447,5 @@ def load_engine_settings(
         provision_seconds=src.number("PROVISION_SECONDS", 600, minimum=1),
         publish_seconds=src.number("PUBLISH_SECONDS", 300, minimum=1),
         log_level=level,
+        observability=_observability(src),
     )

@@ -13,6 +13,7 @@ signed with the address's next nonce but sent without it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from ocean_provider.auth.addresses import checksum_address
 from ocean_provider.auth.nonces import INITIAL_NONCE, NonceStore, nonce_text, parse_nonce
@@ -23,8 +24,12 @@ log = logging.getLogger(__name__)
 
 
 class RequestAuthenticator:
-    def __init__(self, nonces: NonceStore) -> None:
+    def __init__(
+        self, nonces: NonceStore, *, on_signer: Callable[[str], None] | None = None
+    ) -> None:
+        """``on_signer`` hears of each authenticated signer (the request log names it)."""
         self.nonces = nonces
+        self._on_signer = on_signer
 
     def authenticate(
         self,
@@ -61,7 +66,7 @@ class RequestAuthenticator:
         signer = checksum_address(consumer)
         self.nonces.consume(signer, value, digest, reusable=reusable)
         log.debug("authenticated %s", signer)
-        return signer
+        return self._authenticated(signer)
 
     def _with_next_nonce(self, consumer: str, message: str, signature: str) -> str:
         signer = checksum_address(consumer)
@@ -71,4 +76,9 @@ class RequestAuthenticator:
         verify_digest(consumer, digest, signature)
         self.nonces.consume(signer, implied, digest)  # refused if another request took it
         log.debug("authenticated %s with its next nonce", signer)
+        return self._authenticated(signer)
+
+    def _authenticated(self, signer: str) -> str:
+        if self._on_signer is not None:
+            self._on_signer(signer)
         return signer

@@ -31,6 +31,7 @@ from ocean_provider.errors import (
     ValidationFailed,
 )
 from ocean_provider.web.params import request_params
+from ocean_provider.web.request_log import note_signer
 from ocean_provider.wire.fields import parse
 from ocean_provider.wire.jobs import JobStatus, OperatorJob
 from ocean_provider.wire.request_signature import HEADER, verify_request
@@ -78,6 +79,7 @@ class EngineContext:
             nonce=req.nonce,
         )
         self.replay.accept(provider, req.nonce)
+        note_signer(provider)
         return provider
 
 

@@ -16,6 +16,7 @@ from ocean_provider.engine.environments import (
     parse_environments,
     parse_runtimes,
 )
+from ocean_provider.engine.metrics import EngineMetrics
 from ocean_provider.engine.provision import Provisioner
 from ocean_provider.engine.replay import ReplayCache
 from ocean_provider.engine.sandbox import sandbox_available
@@ -26,6 +27,8 @@ from ocean_provider.errors import ConfigurationError
 from ocean_provider.fetch.fetcher import FetchPolicy, SafeFetcher
 from ocean_provider.web.error_handlers import register_error_handlers
 from ocean_provider.web.json_provider import BoundedJSONProvider
+from ocean_provider.web.metrics import install_metrics
+from ocean_provider.web.request_log import install_request_log
 
 log = logging.getLogger(__name__)
 OPERATOR_PREFIX = "/api/v1/operator"
@@ -57,16 +60,21 @@ def create_engine_app(settings: EngineSettings, *, start_scheduler: bool = True)
             total_timeout=settings.provision_seconds,
         )
     )
+    seen = settings.observability
+    metrics = EngineMetrics(store, multiprocess_dir=seen.metrics_dir, token=seen.metrics_token)
     scheduler = Scheduler(
         store,
         environments,
         Provisioner(fetcher, runtimes),
         WorkerConfig(storage / "jobs", settings.provision_seconds, settings.publish_seconds),
+        on_outcome=metrics.observe_outcome,
     )
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
     app.json = BoundedJSONProvider(app)  # a deep body is a 400, not a dead worker
     app.json.sort_keys = False
+    observer = install_metrics(app, metrics)
+    install_request_log(app, json_lines=seen.log_format == "json", observers=(observer,))
     app.extensions[EXTENSION] = EngineContext(
         store=store,
         scheduler=scheduler,

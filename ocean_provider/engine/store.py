@@ -252,6 +252,14 @@ class JobStore:
             ).fetchall()
         return [(str(r[0]), int(r[1]), float(r[2]), int(r[3])) for r in rows]
 
+    def counts(self) -> list[tuple[str, int, int]]:
+        """(environment, status, how many jobs) of every pair that has jobs."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT environment, status, COUNT(*) FROM jobs GROUP BY environment, status"
+            ).fetchall()
+        return [(str(r[0]), int(r[1]), int(r[2])) for r in rows]
+
     def running_count(self, environment: str) -> int:
         with self._lock:
             return int(

@@ -16,7 +16,7 @@ import shutil
 import stat
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from ocean_provider.engine.sandbox import (
     SandboxSpec,
 )
 from ocean_provider.engine.sandbox.limits import cgroup_prefix
+from ocean_provider.engine.sandbox.types import OutcomeReason
 from ocean_provider.engine.sandbox.uids import SandboxUids
 from ocean_provider.engine.store import JobStore, StoredResult
 from ocean_provider.wire.jobs import JobStatus, ResultFile
@@ -57,7 +58,10 @@ class Scheduler:
         environments: Mapping[str, Environment],
         provisioner: Provisioner,
         config: WorkerConfig,
+        on_outcome: Callable[[OutcomeReason], None] | None = None,
     ) -> None:
+        """``on_outcome`` hears how each run ended (metrics count kills by limit)."""
+        self._on_outcome = on_outcome
         self._store = store
         self._envs = environments
         self._provisioner = provisioner
@@ -282,6 +286,8 @@ class Scheduler:
         else:
             run.release()
         outcome = run.wait()
+        if self._on_outcome is not None:
+            self._on_outcome(outcome.reason)
         log.info(
             "job %s: %s (%s) after %.1fs", job_id, outcome.reason, outcome.detail, outcome.duration
         )

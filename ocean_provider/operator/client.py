@@ -20,7 +20,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -30,7 +30,7 @@ from requests.hooks import default_hooks
 from requests.structures import CaseInsensitiveDict
 
 from ocean_provider.auth.signing import MessageSigner
-from ocean_provider.errors import JobNotFound, OperatorUnavailable, ResultNotFound
+from ocean_provider.errors import JobNotFound, OperatorUnavailable, ProviderError, ResultNotFound
 from ocean_provider.operator.deadline import Deadline, DeadlineAdapter, Watchdog
 from ocean_provider.operator.replies import (
     MAX_REPLY_BYTES,
@@ -41,6 +41,7 @@ from ocean_provider.operator.replies import (
     parse_jobs,
     read_capped,
 )
+from ocean_provider.web.request_log import REQUEST_ID_HEADER
 from ocean_provider.wire.jobs import OperatorJob
 from ocean_provider.wire.request_signature import HEADER, sign_request
 
@@ -53,6 +54,17 @@ NONCE_RETRIES = 3
 # kernel's; one chunk per download in flight keeps memory flat.
 STREAM_CHUNK_BYTES = 1024 * 1024
 RESULT_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges")
+# (method, path) -> the call kind engine metrics count by
+CALL_KINDS = {
+    ("POST", "/compute"): "start",
+    ("GET", "/compute"): "status",
+    ("PUT", "/compute"): "stop",
+    ("DELETE", "/compute"): "delete",
+    ("GET", "/environments"): "environments",
+    ("GET", "/getResult"): "result",
+}
+# Told of each engine call: its kind, outcome (ok, refused, error, unavailable) and seconds
+CallObserver = Callable[[str, str, float], None]
 
 
 class MonotonicNonce:
@@ -110,7 +122,13 @@ class OperatorClient:
         retries: int = 2,
         backoff: float = 0.3,
         session: requests.Session | None = None,
+        observer: CallObserver | None = None,
+        request_id: Callable[[], str | None] | None = None,
     ) -> None:
+        """``observer`` hears of each call (metrics); ``request_id`` gives the id of the
+        request being served, sent on as ``X-Request-ID``."""
+        self._observer = observer
+        self._request_id = request_id
         self._base = base_url.rstrip("/") + API_PREFIX
         self._signer = MessageSigner(signer_key)
         self._timeout = (connect_timeout, read_timeout)
@@ -192,6 +210,22 @@ class OperatorClient:
     def _send(
         self, call: _Call, *, stream: bool = False, retries: int | None = None
     ) -> EngineReply | requests.Response:
+        """``_attempts``, timed and told to the observer with its outcome."""
+        if self._observer is None:
+            return self._attempts(call, stream, retries)
+        started, outcome = time.perf_counter(), "ok"
+        try:
+            return self._attempts(call, stream, retries)
+        except ProviderError as exc:
+            outcome = call_outcome(exc)
+            raise
+        finally:
+            kind = CALL_KINDS.get((call.method, call.path), "other")
+            self._observer(kind, outcome, time.perf_counter() - started)
+
+    def _attempts(
+        self, call: _Call, stream: bool, retries: int | None
+    ) -> EngineReply | requests.Response:
         """Send until a reply we keep, within one deadline; 4xx/5xx raise our errors."""
         attempts = 1 + (self._retries if retries is None else retries)
         attempt = nonce_retries = 0
@@ -250,6 +284,9 @@ class OperatorClient:
             else:
                 query.update(signed)
         prepared = self._prepare(call.method, self._base + call.path, query, body, call.headers)
+        request_id = self._request_id() if self._request_id is not None else None
+        if request_id is not None:
+            prepared.headers[REQUEST_ID_HEADER] = request_id
         if nonce is not None:
             prepared.headers[HEADER] = self._request_signature(prepared, nonce)
         read = max(0.001, min(self._timeout[1], deadline.remaining()))
@@ -315,6 +352,14 @@ def _keep_signatures_out_of_urllib3_logs() -> None:
     logger = logging.getLogger("urllib3.connectionpool")
     if not any(isinstance(f, _NoQueryStrings) for f in logger.filters):
         logger.addFilter(_NoQueryStrings())
+
+
+def call_outcome(error: ProviderError) -> str:
+    """``unavailable`` (no answer in time), ``error`` (the engine failed), ``refused`` (it
+    answered no: an unknown job, a bad request)."""
+    if isinstance(error, OperatorUnavailable):
+        return "unavailable"
+    return "error" if error.status >= 500 else "refused"
 
 
 def _pooled_session() -> requests.Session:

@@ -8,6 +8,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from ocean_provider.errors import ProviderError, RangeNotSatisfiable
+from ocean_provider.web.request_log import note_error
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ HTTP_CODES = {
 
 
 def error_reply(error: ProviderError) -> Response:
+    note_error(error.code)
     response = jsonify(error.body())
     response.status_code = error.status
     return response
@@ -43,6 +45,7 @@ def _http_error(exc: HTTPException) -> Response:
         405: "method not allowed on this endpoint",
         413: "request body too large",
     }.get(status, exc.name)
+    note_error(code)
     response = jsonify({"error": message, "code": code})
     response.status_code = status
     return response
@@ -50,6 +53,7 @@ def _http_error(exc: HTTPException) -> Response:
 
 def _unexpected(exc: Exception) -> Response:
     log.error("unexpected %s while handling a request", type(exc).__name__, exc_info=exc)
+    note_error("internal_error")
     response = jsonify({"error": "internal error", "code": "internal_error"})
     response.status_code = 500
     return response
