@@ -243,6 +243,30 @@ def test_the_sample_algorithm_computes_on_the_sample_dataset(
     assert result.json() == {"sum": sum(n * n for n in range(1, 101))}
 
 
+def test_metrics_show_the_sample_job(first: Started, state: DevOptions) -> None:
+    """The issue's done-when: after the job above, the engine's /metrics counts it as
+    completed in its environment, and the Provider's counts the start it sent there."""
+    engine = _samples(state.url(state.engine_port))
+    completed = {("environment", "ocean-compute"), ("status", "70")}
+    assert engine.get(("ocean_engine_jobs", frozenset(completed)), 0) >= 1, engine
+    provider = _samples(state.url(state.provider_port))
+    started = {("call", "start"), ("outcome", "ok")}
+    assert provider.get(("ocean_provider_engine_calls_total", frozenset(started)), 0) >= 1
+    route = {("route", "/api/services/compute"), ("method", "POST"), ("status", "200")}
+    assert provider.get(("ocean_provider_http_requests_total", frozenset(route)), 0) >= 1
+
+
+def _samples(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
 def finished(provider: str, consumer: Consumer, job_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while True:
