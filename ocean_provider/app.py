@@ -44,7 +44,12 @@ from ocean_provider.operator.client import OperatorClient
 from ocean_provider.web.error_handlers import register_error_handlers
 from ocean_provider.web.json_provider import BoundedJSONProvider
 from ocean_provider.web.metrics import install_metrics
-from ocean_provider.web.request_log import current_request_id, install_request_log, note_signer
+from ocean_provider.web.request_log import (
+    REQUEST_ID_HEADER,
+    current_request_id,
+    install_request_log,
+    note_signer,
+)
 
 log = logging.getLogger(__name__)
 SERVICES_PREFIX = "/api/services"
@@ -67,7 +72,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json = BoundedJSONProvider(app)
     app.json.sort_keys = False
-    CORS(app)
+    CORS(app, expose_headers=[REQUEST_ID_HEADER])
     metrics = _observe(app, settings)
     reader = _chain_reader(settings)  # one per app: its caches serve every chain part
     orders = orders or ChainOrderVerifier(reader, settings.provider_addresses)

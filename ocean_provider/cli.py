@@ -31,6 +31,7 @@ def _gunicorn(
     timeout: int,
     threads: int = 4,
     observability: Observability | None = None,
+    name: str = "provider",
 ) -> None:
     from gunicorn.app.base import BaseApplication
 
@@ -39,7 +40,7 @@ def _gunicorn(
     from ocean_provider.web.metrics_dir import prepare_metrics_dir
 
     seen = observability or Observability()
-    forget_worker = prepare_metrics_dir(seen.metrics_dir)  # before the workers fork
+    forget_worker = prepare_metrics_dir(seen.metrics_dir, name)  # before the workers fork
 
     class _App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -86,7 +87,7 @@ def _engine(args: argparse.Namespace) -> None:
     check_engine_settings(settings)  # fail fast, name the setting
     # One worker: the scheduler and the sandboxes live in that process (threads serve requests).
     seen = settings.observability
-    _gunicorn(engine_app, args.bind, 1, args.timeout, threads=8, observability=seen)
+    _gunicorn(engine_app, args.bind, 1, args.timeout, 8, observability=seen, name="engine")
 
 
 def _dev(program: str, rest: Sequence[str]) -> None:

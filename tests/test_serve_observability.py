@@ -29,15 +29,18 @@ def _requests_total(url: str, route: str) -> float:
 
 def test_json_logs_and_metrics_summed_over_workers(tmp_path: Path) -> None:
     metrics_dir = tmp_path / "metrics"
-    metrics_dir.mkdir()
-    (metrics_dir / "counter_999999.db").write_bytes(b"a dead run's values")
+    (metrics_dir / "provider").mkdir(parents=True)
+    (metrics_dir / "engine").mkdir()
+    (metrics_dir / "engine" / "counter_1.db").write_bytes(b"the engine's, running")
+    (metrics_dir / "provider" / "counter_999999.db").write_bytes(b"a dead run's values")
     settings = {
         "LOG_FORMAT": "json",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "STORAGE_PATH": str(tmp_path / "nonces.db"),
     }
     with serve_provider(tmp_path, settings, workers=2) as served:
-        assert not (metrics_dir / "counter_999999.db").exists()  # emptied at start
+        assert not (metrics_dir / "provider" / "counter_999999.db").exists()  # emptied at start
+        assert (metrics_dir / "engine" / "counter_1.db").exists()  # another server's folder
         before = _requests_total(served.url, "/")  # the start-up probe's
         ids = [f"round-{i}" for i in range(ROUNDS)]
         for rid in ids:

@@ -1,8 +1,9 @@
 """How both apps' log lines look: ``LOG_FORMAT=text`` for people, ``json`` for collectors.
 
 A JSON line is one object: ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``, the
-record's ``fields`` (the request line's route, status, ...) and ``exc`` (a traceback) when
-there is one. gunicorn's own lines use the same formatter (``gunicorn_log_config``).
+record's ``fields`` (the request line's route, status, ...), the ``request_id`` of the request
+being served, if any, and ``exc`` (a traceback) when there is one. gunicorn's own lines use
+the same formatter (``gunicorn_log_config``).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import logging
 import time
 from typing import Any
+
+from flask import g, has_request_context
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FIELDS = "fields"  # the LogRecord attribute (``extra={FIELDS: {...}}``) a JSON line merges
@@ -26,6 +29,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if has_request_context() and "request_id" in g:
+            line["request_id"] = g.request_id
         fields = getattr(record, FIELDS, None)
         if isinstance(fields, dict):
             line.update(fields)

@@ -156,12 +156,15 @@ def test_a_well_formed_request_id_is_kept_and_echoed_on_errors_too(
     assert [line["request_id"] for line in lines.access()] == [given] * 3
 
 
-def test_the_request_id_reaches_the_engine(
-    client: FlaskClient, engine: rm.Mocker, consumer: Consumer
+def test_the_request_id_reaches_the_engine_and_every_line_of_the_request(
+    client: FlaskClient, engine: rm.Mocker, consumer: Consumer, lines: Lines
 ) -> None:
     engine.get(ENGINE_COMPUTE, json=[engine_job(consumer.address)])
     client.get(COMPUTE, query_string=job_params(consumer), headers={"X-Request-ID": "trace-42"})
     assert engine.last_request.headers["X-Request-ID"] == "trace-42"
+    parsed = [json.loads(line) for line in lines.lines]
+    engine_lines = [line for line in parsed if line["logger"] == "ocean_provider.operator.client"]
+    assert engine_lines and {line["request_id"] for line in parsed} == {"trace-42"}
     reply = client.get(COMPUTE, query_string=job_params(consumer))
     assert engine.last_request.headers["X-Request-ID"] == reply.headers["X-Request-ID"]
 
