@@ -50,6 +50,7 @@ def test_config_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ({"OPERATOR_SERVICE_URL": "engine:8050"}, "OPERATOR_SERVICE_URL"),
         ({"REQUEST_TIMEOUT": "soon"}, "REQUEST_TIMEOUT"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be one of text, json"),
         ({"ALLOW_UNSIGNED_STATUS": "maybe"}, "ALLOW_UNSIGNED_STATUS"),
         ({"STATUS_ACCESS": "public"}, "STATUS_ACCESS"),
         ({"NETWORK_URL": "{bad json"}, "NETWORK_URL"),
@@ -142,3 +143,18 @@ def test_several_engines_replace_one_unless_the_one_comes_from_the_environment(
     ini.write_text(f"[provider]\noperator_services = {several}\n")
     settings = load_provider_settings({**BASE, "OPERATOR_SERVICE_URL": "http://b"}, config_path=ini)
     assert (settings.operator_service_url, settings.operator_services) == ("http://b", ())
+
+
+def test_logs_and_metrics_settings_default_to_text_and_open_metrics(tmp_path: Path) -> None:
+    default = load_provider_settings(BASE, config_path=None).observability
+    assert (default.log_format, default.metrics_token, default.metrics_dir) == ("text", None, None)
+    path = tmp_path / "config.ini"
+    path.write_text("[provider]\nlog_format = JSON\nmetrics_token = t0ken\n")
+    environ = {**BASE, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "m")}
+    seen = load_provider_settings(environ, config_path=path).observability
+    assert (seen.log_format, seen.metrics_token, seen.metrics_dir) == (
+        "json",
+        "t0ken",
+        tmp_path / "m",
+    )
+    assert "t0ken" not in repr(seen)
