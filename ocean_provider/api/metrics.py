@@ -22,7 +22,7 @@ ORDER_CODES = frozenset({"fees_not_paid", "datatoken_not_of_asset"})
 
 
 class ProviderMetrics(AppMetrics):
-    def __init__(self, *, multiprocess_dir: Path | None = None, token: str | None = None):
+    def __init__(self, *, multiprocess_dir: Path | None = None, token: str | None = None) -> None:
         super().__init__("ocean_provider", multiprocess_dir=multiprocess_dir, token=token)
         self.auth_refusals = self.counter(
             "auth_refusals", "Signed requests refused by signature or nonce, by code.", ("code",)
