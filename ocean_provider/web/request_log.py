@@ -10,9 +10,9 @@ query string (signatures travel there), and the signer once authentication knows
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +35,7 @@ def request_id() -> str:
     rid: str | None = g.get("request_id")
     if rid is None:
         given = request.headers.get(REQUEST_ID_HEADER, "")
-        rid = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        rid = given if REQUEST_ID.fullmatch(given) else os.urandom(16).hex()  # 128 random bits
         g.request_id = rid
     return rid
 
