@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prometheus_client import Counter, Histogram
+
 from ocean_provider.web.metrics import AppMetrics, bounded_code
 
 AUTH_CODES = frozenset(
@@ -39,6 +41,7 @@ class ProviderMetrics(AppMetrics):
             "engine_call_duration_seconds", "Time of a call to an engine, retries included.",
             ("call",),
         )  # fmt: skip
+        self._call_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
     def observe_request(
         self, route: str, method: str, status: int, seconds: float, code: str | None
@@ -52,5 +55,9 @@ class ProviderMetrics(AppMetrics):
             self.order_refusals.labels(bounded_code(code)).inc()
 
     def observe_engine_call(self, kind: str, outcome: str, seconds: float) -> None:
-        self.engine_calls.labels(kind, outcome).inc()
-        self.engine_latency.labels(kind).observe(seconds)
+        children = self._call_children.get((kind, outcome))
+        if children is None:  # labels() validates and locks: once per (kind, outcome)
+            children = (self.engine_calls.labels(kind, outcome), self.engine_latency.labels(kind))
+            self._call_children[(kind, outcome)] = children
+        children[0].inc()
+        children[1].observe(seconds)

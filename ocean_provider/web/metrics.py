@@ -54,6 +54,9 @@ class AppMetrics:
         self._multiprocess_dir = multiprocess_dir
         self._token = token
         self._scraped: list[Collector] = []
+        # (route, method, status) -> its two children: ``labels()`` validates and locks on
+        # every call; the label sets are bounded, so this stays small
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.requests = self.counter(
             "http_requests", "Requests served, by URL rule, method and status.",
             ("route", "method", "status"),
@@ -87,8 +90,16 @@ class AppMetrics:
     def observe_request(
         self, route: str, method: str, status: int, seconds: float, code: str | None
     ) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def exposition(self) -> bytes:
         if self._multiprocess_dir is None:
