@@ -44,6 +44,7 @@ from ocean_provider.operator.client import OperatorClient
 from ocean_provider.web.error_handlers import register_error_handlers
 from ocean_provider.web.json_provider import BoundedJSONProvider
 from ocean_provider.web.metrics import install_metrics
+from ocean_provider.web.rate_limits import RateLimits
 from ocean_provider.web.request_log import (
     REQUEST_ID_HEADER,
     current_request_id,
@@ -89,6 +90,7 @@ def create_app(
     )
     ddos = ddos or _ddo_resolver(settings, reader.chains, ciphers, files)
     redis_client = _redis(settings)
+    rate_limits = _rate_limits(app, settings)
     compute = ComputeService(
         backend if backend is not None else _compute_backend(settings, metrics),
         ddos,
@@ -104,7 +106,7 @@ def create_app(
     app.extensions[EXTENSION] = ProviderContext(
         settings=settings,
         auth=RequestAuthenticator(
-            nonces or _nonce_store(settings, redis_client), on_signer=note_signer
+            nonces or _nonce_store(settings, redis_client), rate_limits, on_signer=note_signer
         ),
         compute=compute,
         documents=documents,
@@ -212,6 +214,15 @@ def _redis(settings: ProviderSettings) -> Any:
         socket_connect_timeout=REDIS_TIMEOUT,
         socket_timeout=REDIS_TIMEOUT,
     )
+
+
+def _rate_limits(app: Flask, settings: ProviderSettings) -> RateLimits | None:
+    """Per client IP before each view, per signer in authentication; none when off."""
+    if settings.rate_limits is None:
+        return None
+    limits = RateLimits(settings.rate_limits, settings.redis_connection)
+    limits.init_app(app)
+    return limits
 
 
 def _nonce_store(settings: ProviderSettings, redis_client: Any) -> NonceStore:

@@ -25,6 +25,13 @@ from eth_account import Account
 from ocean_provider.auth.addresses import ADDRESS
 from ocean_provider.auth.status_access import StatusAccess
 from ocean_provider.errors import ConfigurationError
+from ocean_provider.web.rate_limit_settings import (
+    DEFAULT_LIMITS,
+    ROUTE_CLASSES,
+    RateLimitSettings,
+    check_limit,
+    setting_name,
+)
 
 DEFAULT_CONFIG = Path("config.ini")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -102,6 +109,7 @@ class ProviderSettings:
     allow_private_downloads: bool = False
     operator_services: tuple[EngineEndpoint, ...] = ()  # several engines, else the one URL
     observability: Observability = field(default_factory=Observability)
+    rate_limits: RateLimitSettings | None = None  # None: RATE_LIMITS=off
     # derived once here, never per request
     chain_ids: list[int] = field(init=False)
     provider_addresses: Mapping[int, str] = field(init=False)
@@ -291,6 +299,7 @@ def load_provider_settings(
         allow_private_downloads=src.flag("ALLOW_PRIVATE_DOWNLOADS"),
         operator_services=engines,
         observability=_observability(src),
+        rate_limits=_rate_limits(src),
     )
 
 
@@ -369,6 +378,17 @@ def _addresses(src: _Source, name: str) -> tuple[str, ...]:
     ):
         raise ConfigurationError(f"{name} must be a JSON list of addresses")
     return tuple(value)
+
+
+def _rate_limits(src: _Source) -> RateLimitSettings | None:
+    """``RATE_LIMITS`` (on by default), ``RATE_LIMIT_<CLASS>`` each, ``TRUSTED_PROXIES``."""
+    if not src.flag("RATE_LIMITS", True):
+        return None
+    limits = {
+        c: check_limit(setting_name(c), src.get(setting_name(c)) or DEFAULT_LIMITS[c])
+        for c in ROUTE_CLASSES
+    }
+    return RateLimitSettings(limits, trusted_proxies=int(src.number("TRUSTED_PROXIES", 0)))
 
 
 def _status_access(src: _Source) -> StatusAccess:

@@ -107,6 +107,18 @@ class StoreUnavailable(ProviderError):
     code = "nonce_store_unavailable"
 
 
+class RateLimited(ProviderError):
+    """Too many requests of one kind (start, status, results, public) from this client IP or
+    signer; ``retry_after``: seconds until the next one may pass (the ``Retry-After`` header)."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Too many requests; retry in {retry_after} s.")
+        self.retry_after = retry_after
+
+
 class RouteNotFound(ProviderError):
     status = 404
     code = "not_found"

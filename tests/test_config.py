@@ -9,6 +9,7 @@ import pytest
 
 from ocean_provider.config import load_provider_settings
 from ocean_provider.errors import ConfigurationError
+from ocean_provider.web.rate_limit_settings import DEFAULT_LIMITS, RateLimitSettings
 from tests.conftest import PROVIDER_KEY
 
 BASE = {"NETWORK_URL": "http://127.0.0.1:8545", "PROVIDER_PRIVATE_KEY": PROVIDER_KEY}
@@ -54,6 +55,12 @@ def test_config_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         ({"ALLOW_UNSIGNED_STATUS": "maybe"}, "ALLOW_UNSIGNED_STATUS"),
         ({"STATUS_ACCESS": "public"}, "STATUS_ACCESS"),
         ({"NETWORK_URL": "{bad json"}, "NETWORK_URL"),
+        ({"RATE_LIMIT_START": "ten a minute"}, "RATE_LIMIT_START must be limits such as"),
+        ({"RATE_LIMIT_STATUS": "0/minute"}, "RATE_LIMIT_STATUS"),
+        ({"RATE_LIMIT_RESULTS": "5/fortnight"}, "RATE_LIMIT_RESULTS"),
+        ({"RATE_LIMIT_PUBLIC": "10/minute;x"}, "RATE_LIMIT_PUBLIC"),
+        ({"RATE_LIMITS": "sometimes"}, "RATE_LIMITS must be true or false"),
+        ({"TRUSTED_PROXIES": "-1"}, "TRUSTED_PROXIES must be at least 0"),
         ({"OPERATOR_SERVICES": "[{"}, "OPERATOR_SERVICES is not valid JSON"),
         ({"OPERATOR_SERVICES": "[]"}, "OPERATOR_SERVICES must be a non-empty JSON list"),
         ({"OPERATOR_SERVICES": '{"a": "http://a"}'}, "OPERATOR_SERVICES must be a non-empty"),
@@ -81,6 +88,20 @@ def test_config_file_is_read_and_environment_wins(tmp_path: Path) -> None:
 def test_bad_settings_name_the_setting(changes: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigurationError, match=named):
         load_provider_settings({**BASE, **changes}, config_path=None)
+
+
+def test_rate_limits_default_on_per_class_and_off() -> None:
+    limits = load_provider_settings(BASE, config_path=None).rate_limits
+    assert limits == RateLimitSettings(DEFAULT_LIMITS, trusted_proxies=0)
+    changed = load_provider_settings(
+        {**BASE, "RATE_LIMIT_STATUS": "5/second;100/minute", "TRUSTED_PROXIES": "2"},
+        config_path=None,
+    ).rate_limits
+    assert changed is not None and changed.trusted_proxies == 2
+    assert changed.limits == {**DEFAULT_LIMITS, "status": "5/second;100/minute"}
+    for off in ("off", "false", "0"):
+        off_settings = load_provider_settings({**BASE, "RATE_LIMITS": off}, config_path=None)
+        assert off_settings.rate_limits is None
 
 
 def test_secrets_are_not_in_error_messages() -> None:

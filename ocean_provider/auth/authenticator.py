@@ -8,12 +8,19 @@ good for one request only, whichever route, job or nonce it is read as.
 Two forms of ocean.js 3.x are accepted where a route asks for them: a stop
 signed without the nonce (the nonce is sent, fresh, and consumed), and a delete
 signed with the address's next nonce but sent without it.
+
+A ``SignerLimit`` (the per-signer rate limit) is asked once the signature names the
+signer and before the nonce is consumed, so a refused request keeps its nonce; only a
+request whose nonce was accepted counts against the signer, so a replayed or forged
+request cannot spend another address's budget.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from decimal import Decimal
+from typing import Protocol
 
 from ocean_provider.auth.addresses import checksum_address
 from ocean_provider.auth.nonces import INITIAL_NONCE, NonceStore, nonce_text, parse_nonce
@@ -23,13 +30,36 @@ from ocean_provider.errors import SignatureInvalid, SignatureMissing, Validation
 log = logging.getLogger(__name__)
 
 
+class SignerLimit(Protocol):
+    def check(self, signer: str) -> None:
+        """Raise ``RateLimited`` when ``signer`` is over its limit; count nothing."""
+
+    def record(self, signer: str) -> None:
+        """Count one authenticated request of ``signer``; ``RateLimited`` if over."""
+
+
 class RequestAuthenticator:
     def __init__(
-        self, nonces: NonceStore, *, on_signer: Callable[[str], None] | None = None
+        self,
+        nonces: NonceStore,
+        limit: SignerLimit | None = None,
+        *,
+        on_signer: Callable[[str], None] | None = None,
     ) -> None:
-        """``on_signer`` hears of each authenticated signer (the request log names it)."""
+        """``limit``: the per-signer rate limit; ``on_signer`` hears of each authenticated
+        signer (the request log names it)."""
         self.nonces = nonces
+        self.limit = limit
         self._on_signer = on_signer
+
+    def _consume(
+        self, signer: str, nonce: Decimal, digest: bytes, *, reusable: bool = False
+    ) -> None:
+        if self.limit is not None:
+            self.limit.check(signer)
+        self.nonces.consume(signer, nonce, digest, reusable=reusable)
+        if self.limit is not None:
+            self.limit.record(signer)
 
     def authenticate(
         self,
@@ -64,7 +94,7 @@ class RequestAuthenticator:
             digest, reusable = message_hash(message), True
             verify_digest(consumer, digest, signature)
         signer = checksum_address(consumer)
-        self.nonces.consume(signer, value, digest, reusable=reusable)
+        self._consume(signer, value, digest, reusable=reusable)
         log.debug("authenticated %s", signer)
         return self._authenticated(signer)
 
@@ -74,7 +104,7 @@ class RequestAuthenticator:
         implied = (INITIAL_NONCE if current is None else current) + 1  # what /nonce + 1 gives
         digest = message_hash(message + nonce_text(implied))
         verify_digest(consumer, digest, signature)
-        self.nonces.consume(signer, implied, digest)  # refused if another request took it
+        self._consume(signer, implied, digest)  # refused if another request took it
         log.debug("authenticated %s with its next nonce", signer)
         return self._authenticated(signer)
 

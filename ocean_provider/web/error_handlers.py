@@ -7,7 +7,7 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from ocean_provider.errors import ProviderError, RangeNotSatisfiable
+from ocean_provider.errors import ProviderError, RangeNotSatisfiable, RateLimited
 from ocean_provider.web.request_log import note_error
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,13 @@ def _range_not_satisfiable(error: RangeNotSatisfiable) -> Response:
     return response
 
 
+def rate_limited_reply(error: RateLimited) -> Response:
+    """429 says when to come back (RFC 6585 4); flask-limiter's refusals come here too."""
+    response = error_reply(error)
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
     code = HTTP_CODES.get(status, "http_error")
@@ -62,5 +69,6 @@ def _unexpected(exc: Exception) -> Response:
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ProviderError, error_reply)
     app.register_error_handler(RangeNotSatisfiable, _range_not_satisfiable)
+    app.register_error_handler(RateLimited, rate_limited_reply)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
