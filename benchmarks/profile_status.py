@@ -94,6 +94,7 @@ def profile(port: int, tmp: Path, calls: int, top: int) -> int:
             "PROVIDER_PRIVATE_KEY": PROVIDER_KEY,
             "OPERATOR_SERVICE_URL": f"http://127.0.0.1:{port}",
             "STORAGE_PATH": str(tmp / "nonces.db"),
+            "RATE_LIMITS": "off",  # --calls statuses from one address and IP
         },
         config_path=None,
     )

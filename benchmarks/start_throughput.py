@@ -792,6 +792,7 @@ def start_servers(
         "OPERATOR_SERVICE_URL": stub.url,
         "STORAGE_PATH": str(root / "provider" / "provider.db"),
         "PROVIDER_FEE_TOKEN": market.deployment.ocean,
+        "RATE_LIMITS": "off",  # every consumer starts from loopback: one client IP
     }
     dataset = market.dataset
     if dataset.ddo is None:  # the Provider resolves it from the chain, as in production
