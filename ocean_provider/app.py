@@ -16,6 +16,7 @@ from ocean_provider.api.documents import bp as documents_bp
 from ocean_provider.api.info import nonces as nonces_bp
 from ocean_provider.api.info import root as root_bp
 from ocean_provider.api.metrics import ProviderMetrics
+from ocean_provider.api.openapi import DESCRIPTION, PROVIDER_OPERATIONS, TITLE
 from ocean_provider.auth.authenticator import RequestAuthenticator
 from ocean_provider.auth.nonces import NonceStore, RedisNonceStore, SqliteNonceStore
 from ocean_provider.auth.order_ledger import OrderLedger, RedisOrderLedger, SqliteOrderLedger
@@ -44,6 +45,7 @@ from ocean_provider.operator.client import OperatorClient
 from ocean_provider.web.error_handlers import register_error_handlers
 from ocean_provider.web.json_provider import BoundedJSONProvider
 from ocean_provider.web.metrics import install_metrics
+from ocean_provider.web.openapi import register_openapi
 from ocean_provider.web.rate_limits import RateLimits
 from ocean_provider.web.request_log import (
     REQUEST_ID_HEADER,
@@ -124,6 +126,7 @@ def create_app(
     app.register_blueprint(nonces_bp, url_prefix=SERVICES_PREFIX)
     app.register_blueprint(documents_bp, url_prefix=SERVICES_PREFIX)
     app.register_blueprint(consume_bp, url_prefix=SERVICES_PREFIX)
+    register_openapi(app, PROVIDER_OPERATIONS, prefix="/api", title=TITLE, description=DESCRIPTION)
     register_error_handlers(app)
     return app
 

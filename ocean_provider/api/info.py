@@ -15,6 +15,7 @@ root = Blueprint("root", __name__)
 nonces = Blueprint("nonces", __name__)
 
 HIDDEN_METHODS = {"HEAD", "OPTIONS"}
+API_DOCS = {"openapi": "/api/openapi.json", "docs": "/api/docs/"}  # web.openapi serves them
 
 
 def service_endpoints() -> dict[str, list[str]]:
@@ -41,6 +42,7 @@ def version() -> Response:
             "providerAddresses": {str(c): a for c, a in settings.provider_addresses.items()},
             "computeAddress": settings.universal_address,
             "serviceEndpoints": service_endpoints(),
+            "apiDocs": API_DOCS,
         }
         ctx.root_body = jsonify(info).get_data()
     return Response(ctx.root_body, mimetype="application/json")

@@ -17,6 +17,7 @@ from ocean_provider.engine.environments import (
     parse_runtimes,
 )
 from ocean_provider.engine.metrics import EngineMetrics
+from ocean_provider.engine.openapi import DESCRIPTION, ENGINE_OPERATIONS, TITLE
 from ocean_provider.engine.provision import Provisioner
 from ocean_provider.engine.replay import ReplayCache
 from ocean_provider.engine.sandbox import sandbox_available
@@ -28,6 +29,7 @@ from ocean_provider.fetch.fetcher import FetchPolicy, SafeFetcher
 from ocean_provider.web.error_handlers import register_error_handlers
 from ocean_provider.web.json_provider import BoundedJSONProvider
 from ocean_provider.web.metrics import install_metrics
+from ocean_provider.web.openapi import register_openapi
 from ocean_provider.web.request_log import install_request_log
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ def create_engine_app(settings: EngineSettings, *, start_scheduler: bool = True)
     app.register_blueprint(operator_bp, url_prefix=OPERATOR_PREFIX)
     app.add_url_rule("/", "info", _info)
     app.add_url_rule(f"{OPERATOR_PREFIX}/health", "health", _health)
+    register_openapi(app, ENGINE_OPERATIONS, prefix="/api/v1", title=TITLE, description=DESCRIPTION)
     register_error_handlers(app)
     if start_scheduler:
         scheduler.start()
