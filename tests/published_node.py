@@ -56,12 +56,13 @@ class Node:
 
 
 @contextmanager
-def published_node(devchain: DevChain, root: Path) -> Iterator[Node]:
+def published_node(devchain: DevChain, root: Path, **settings: str) -> Iterator[Node]:
+    """``settings`` are extra Provider settings by their variable names."""
     served_files = serve_directory(write_sample_files(root / "files"))
     engine = start_embedded_engine(
         root / "engine", [environment(ENV)], devchain.provider_key, PROVISION_SECONDS="30"
     )
-    settings = make_settings(
+    provider_settings = make_settings(
         root,
         NETWORK_URL=devchain.url,
         PROVIDER_PRIVATE_KEY=devchain.provider_key,
@@ -69,8 +70,9 @@ def published_node(devchain: DevChain, root: Path) -> Iterator[Node]:
         OPERATOR_SERVICE_URL=engine.url,
         ALLOW_PRIVATE_DOWNLOADS="true",  # the files are served on loopback
         REQUEST_TIMEOUT="30",
+        **settings,
     )
-    provider = serve_app(create_app(settings), "provider")  # production wiring: no fakes
+    provider = serve_app(create_app(provider_settings), "provider")  # production wiring: no fakes
     try:
         samples = publish_samples(devchain, provider.url, served_files.url)
         yield Node(provider.url, engine, devchain, *samples)

@@ -54,6 +54,12 @@ NONCES = {503: ("nonce_store_unavailable",)}
 BODY = {413: ("payload_too_large",)}
 ASSET = (
     "did_not_found",
+    "metadata_hash_mismatch",
+    "files_malformed",
+    "files_datatoken_mismatch",
+    "files_nft_mismatch",
+    "unsupported_file_type",
+    "compute_services_not_in_same_provider",
     "asset_not_consumable",
     "asset_malformed",
     "not_found",
@@ -72,6 +78,8 @@ ALGORITHM = (
     "algorithm_container_checksum_mismatch",
     "not_algo",
     "file_unavailable",
+    "missing_entrypoint_image_checksum",
+    "checksum_prefix",
 )
 ORDER = (
     "order_not_found",
@@ -79,6 +87,7 @@ ORDER = (
     "order_failed",
     "order_not_confirmed",
     "datatoken_not_of_asset",
+    "datatoken_unknown",
     "order_wrong_datatoken",
     "order_wrong_service",
     "order_amount_too_low",
@@ -97,6 +106,8 @@ DOCUMENT = (
     "factory_unknown",
     "nft_not_from_factory",
     "invalid_metadata_state",
+    "transaction_not_found",
+    "transaction_pending",
     "transaction_unconfirmed",
     "transaction_failed",
     "metadata_event_not_found",
@@ -234,7 +245,12 @@ PROVIDER_OPERATIONS: dict[str, Operation] = {
         errors=_with(
             {
                 400: (*SIGNED_ONCE, *DOCUMENT),
-                403: ("decrypter_not_authorized", "asset_deprecated", "asset_revoked"),
+                403: (
+                    "decrypter_not_authorized",
+                    "asset_end_of_life",
+                    "asset_deprecated",
+                    "asset_revoked",
+                ),
             },
             CHAIN,
             NONCES,
@@ -257,7 +273,13 @@ PROVIDER_OPERATIONS: dict[str, Operation] = {
         reply_media="application/octet-stream",
         errors=_with(
             {
-                400: (*SIGNED_ONCE, *ASSET, *ORDER, "not_access_service"),
+                400: (
+                    *SIGNED_ONCE,
+                    *ASSET,
+                    *ORDER,
+                    "not_access_service",
+                    "file_index_out_of_range",
+                ),
                 405: ("method_not_allowed",),
                 416: ("range_not_satisfiable",),
             },

@@ -39,8 +39,9 @@ def _tx_hash(value: str | None) -> str | None:
     return value
 
 
-TxHash = Annotated[str, AfterValidator(_tx_hash)]
-OptionalTxHash = Annotated[str | None, AfterValidator(_tx_hash)]
+TX_SCHEMA = Field(json_schema_extra={"pattern": f"^{TX_HASH.pattern}$"})
+TxHash = Annotated[str, AfterValidator(_tx_hash), TX_SCHEMA]
+OptionalTxHash = Annotated[str | None, AfterValidator(_tx_hash), TX_SCHEMA]
 
 
 class AlgorithmMeta(Schema):

@@ -38,6 +38,7 @@ from ocean_provider.wire.request_signature import HEADER, verify_request
 
 bp = Blueprint("operator", __name__)
 EXTENSION = "ocean_engine"
+OPAQUE = "application/octet-stream"
 
 
 @dataclass
@@ -182,9 +183,11 @@ def get_result() -> Response:
     if path is None:  # expired a moment ago
         raise ResultNotFound(f"No such index {req.index} in this compute job")
     try:
-        # werkzeug quotes the name as RFC 6266 says (``filename*`` for non-ASCII)
-        return send_file(
+        # werkzeug quotes the name as RFC 6266 says (``filename*`` for non-ASCII); a result
+        # is whatever the algorithm wrote, opaque whatever its name (never text/html)
+        response = send_file(
             path,
+            mimetype=OPAQUE,
             as_attachment=True,
             download_name=_download_name(record.results[req.index].result.filename),
             conditional=True,
@@ -192,6 +195,8 @@ def get_result() -> Response:
         )
     except RequestedRangeNotSatisfiable as exc:
         return _unsatisfiable(exc.length)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @bp.get("/environments")

@@ -20,7 +20,7 @@ from pydantic import (
     ValidationError,
 )
 
-from ocean_provider.auth.nonces import parse_nonce
+from ocean_provider.auth.nonces import MAX_NONCE_TEXT, parse_nonce
 from ocean_provider.errors import ValidationFailed
 
 ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -42,8 +42,15 @@ def _nonce_text(value: Any) -> str:
     return str(value)
 
 
-Address = Annotated[str, AfterValidator(_address)]
-Nonce = Annotated[str, BeforeValidator(_nonce_text)]
+# Patterns for the OpenAPI documents (the validators above give the messages)
+Address = Annotated[
+    str, AfterValidator(_address), Field(json_schema_extra={"pattern": ADDRESS.pattern})
+]
+Nonce = Annotated[
+    str,
+    BeforeValidator(_nonce_text),
+    Field(json_schema_extra={"pattern": r"^[0-9]+(\.[0-9]+)?$", "maxLength": MAX_NONCE_TEXT}),
+]
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
 OptionalId = Annotated[str | None, Field(default=None, max_length=MAX_ID)]
 
