@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import schemathesis
+from flask import Flask, Response, jsonify
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
@@ -37,6 +38,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from ocean_provider.api.replies import NonceReply
 from ocean_provider.auth.messages import (
     decrypt_message,
     download_message,
@@ -45,7 +47,11 @@ from ocean_provider.auth.messages import (
     start_message,
 )
 from ocean_provider.auth.signing import MessageSigner
+from ocean_provider.compute.requests import NonceRequest
 from ocean_provider.devnet.assets import SAMPLE_CONTAINER, start_order
+from ocean_provider.devnet.embedded import serve_app
+from ocean_provider.web.error_handlers import register_error_handlers
+from ocean_provider.web.openapi import Operation, register_openapi
 from ocean_provider.wire.request_signature import HEADER, sign_request
 from tests.devchain import DevChain
 from tests.published_node import ENV, SUM_ALGORITHM, Node, published_node
@@ -167,9 +173,17 @@ def fuzz(
                 check()
             except Unsatisfiable:  # no parameters: nothing to make invalid
                 pass
-            except Exception as exc:  # each operation's failures, all reported at the end
-                failures.append(f"{operation.label} ({mode.value}): {exc}")
+            except (Exception, BaseExceptionGroup) as exc:  # all reported at the end
+                failures.append(f"{operation.label} ({mode.value}): {_described(exc)}")
     return failures
+
+
+def _described(exc: BaseException) -> str:
+    """What failed (schemathesis groups its checks' failures), with the reproduction."""
+    if isinstance(exc, BaseExceptionGroup):
+        parts = [f"{type(failure).__name__}: {failure}" for failure in exc.exceptions]
+        return f"{exc}\n" + "\n".join(parts)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _params(case: schemathesis.Case) -> dict[str, Any] | None:
@@ -331,3 +345,32 @@ def test_engine_replies_match_its_document(node: Node, job: dict[str, Any]) -> N
         failures = fuzz(node.engine.url, "/api/v1/openapi.json", plausible, session)
     assert not failures, "\n\n".join(failures)
     assert time.monotonic() - started < 60
+
+
+def test_the_fuzzer_reports_server_errors_and_undocumented_replies() -> None:
+    """The harness itself: a route that fails, one that answers off its document."""
+    app = Flask("broken")
+
+    @app.get("/boom")
+    def boom() -> Response:
+        raise RuntimeError("a bug")
+
+    @app.get("/off")
+    def off() -> Response:
+        return jsonify({"unexpected": True})
+
+    register_error_handlers(app)
+    operations = {
+        "boom": Operation("fails", reply=NonceReply, query=NonceRequest),
+        "off": Operation("answers off its document", reply=NonceReply),
+    }
+    register_openapi(app, operations, prefix="/api", title="broken", description="")
+    served = serve_app(app, "broken")
+    try:
+        failures = fuzz(served.url, "/api/openapi.json", lambda case: None)
+    finally:
+        served.close()
+    labels = [failure.split(":", 1)[0] for failure in failures]
+    assert labels == ["GET /boom (positive)", "GET /boom (negative)", "GET /off (positive)"]
+    assert all("Server error" in failure for failure in failures[:2])
+    assert "Response violates schema" in failures[2]
