@@ -119,6 +119,16 @@ class RateLimited(ProviderError):
         self.retry_after = retry_after
 
 
+class MetricsTokenInvalid(ProviderError):
+    """``/metrics`` with ``METRICS_TOKEN`` set, asked without that bearer token."""
+
+    status = 401
+    code = "metrics_token_invalid"
+
+    def __init__(self) -> None:
+        super().__init__("/metrics needs the bearer token METRICS_TOKEN names")
+
+
 class RouteNotFound(ProviderError):
     status = 404
     code = "not_found"

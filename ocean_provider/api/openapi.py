@@ -8,6 +8,7 @@ is here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from pydantic import Field
 
@@ -30,7 +31,7 @@ from ocean_provider.compute.requests import (
     StartRequest,
 )
 from ocean_provider.consume.requests import DownloadRequest, FileInfoRequest
-from ocean_provider.web.openapi import Operation
+from ocean_provider.web.openapi import METRICS_OPERATION, Operation
 from ocean_provider.wire.fields import Schema
 
 TITLE = "Ocean Provider"
@@ -130,7 +131,7 @@ def _with(*groups: Mapping[int, tuple[str, ...]]) -> dict[int, tuple[str, ...]]:
     return merged
 
 
-PROVIDER_OPERATIONS: dict[str, Operation] = {
+_ROUTES: dict[str, Operation] = {
     "root.version": Operation(
         "This Provider: version, chains, addresses and the service endpoints",
         reply=ProviderInfo,
@@ -289,4 +290,14 @@ PROVIDER_OPERATIONS: dict[str, Operation] = {
         ),
         tags=("consume",),
     ),
+}
+
+# Every route but GET / (the health check) and /metrics may answer 429 (README "Rate limits")
+LIMITED = {429: ("rate_limited",)}
+PROVIDER_OPERATIONS: dict[str, Operation] = {
+    **{
+        name: op if name == "root.version" else replace(op, errors=_with(op.errors, LIMITED))
+        for name, op in _ROUTES.items()
+    },
+    "metrics": METRICS_OPERATION,
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from ocean_provider.engine.requests import JobQuery, JobTarget, ResultQuery, StartJob
-from ocean_provider.web.openapi import Operation
+from ocean_provider.web.openapi import METRICS_OPERATION, Operation
 from ocean_provider.wire.jobs import OperatorJob
 
 TITLE = "Ocean Provider local engine (Operator-Service API)"
@@ -57,6 +57,7 @@ class Health(BaseModel):
 
 
 ENGINE_OPERATIONS: dict[str, Operation] = {
+    "metrics": METRICS_OPERATION,
     "info": Operation("The engine's name and version", reply=EngineInfo, tags=("info",)),
     "health": Operation("Up, with how many environments", reply=Health, tags=("info",)),
     "operator.environments": Operation(

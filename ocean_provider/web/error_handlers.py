@@ -7,7 +7,12 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from ocean_provider.errors import ProviderError, RangeNotSatisfiable, RateLimited
+from ocean_provider.errors import (
+    MetricsTokenInvalid,
+    ProviderError,
+    RangeNotSatisfiable,
+    RateLimited,
+)
 from ocean_provider.web.request_log import note_error
 
 log = logging.getLogger(__name__)
@@ -44,6 +49,13 @@ def rate_limited_reply(error: RateLimited) -> Response:
     return response
 
 
+def _metrics_token_invalid(error: MetricsTokenInvalid) -> Response:
+    """401 names the scheme it wants (RFC 9110 11.6.1)."""
+    response = error_reply(error)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    return response
+
+
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
     code = HTTP_CODES.get(status, "http_error")
@@ -70,5 +82,6 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ProviderError, error_reply)
     app.register_error_handler(RangeNotSatisfiable, _range_not_satisfiable)
     app.register_error_handler(RateLimited, rate_limited_reply)
+    app.register_error_handler(MetricsTokenInvalid, _metrics_token_invalid)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

@@ -27,6 +27,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from ocean_provider.errors import MetricsTokenInvalid
 from ocean_provider.web.request_log import RequestObserver
 
 METRICS_PATH = "/metrics"
@@ -127,9 +128,7 @@ def install_metrics(app: Flask, metrics: AppMetrics) -> RequestObserver:
 
     def serve_metrics() -> Response:
         if not metrics.allowed(request.headers.get("Authorization")):
-            reply = Response("metrics need the bearer token\n", 401, mimetype="text/plain")
-            reply.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
-            return reply
+            raise MetricsTokenInvalid()  # 401 JSON, with WWW-Authenticate from the handler
         return Response(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
 
     app.add_url_rule(METRICS_PATH, METRICS_ENDPOINT, serve_metrics, methods=["GET"])

@@ -32,6 +32,7 @@ STATUS_TEXT = {
     405: "Method not allowed",
     413: "Body too large",
     416: "Range not satisfiable",
+    429: "Too many requests",
     500: "Internal error",
     501: "Not implemented",
     502: "Bad gateway",
@@ -64,6 +65,14 @@ class Operation:
     body_media: str | None = None  # a raw (not JSON) body: its media type
     errors: Mapping[int, tuple[str, ...]] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+
+
+METRICS_OPERATION = Operation(
+    "Prometheus metrics, text exposition format (bearer token when METRICS_TOKEN is set)",
+    reply_media="text/plain",
+    errors={401: ("metrics_token_invalid",)},
+    tags=("operations",),
+)
 
 
 def build_document(

@@ -134,6 +134,10 @@ def test_a_metrics_token_is_asked_for_when_set(
     client = _app(tmp_path, ddos, orders, METRICS_TOKEN="s3cret-token").test_client()
     refused = client.get("/metrics")
     assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer")
+    assert refused.json == {
+        "error": "/metrics needs the bearer token METRICS_TOKEN names",
+        "code": "metrics_token_invalid",
+    }
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert samples(client, Authorization="Bearer s3cret-token")
 
