@@ -150,8 +150,10 @@ def first(state: DevOptions) -> Iterator[Started]:
         yield started
     finally:
         if started.process.poll() is None:
-            started.process.terminate()  # only if a test failed midway
+            started.process.terminate()  # only if a test failed midway (or was deselected)
             started.process.wait(30)
+        if started.process.stdout is not None:
+            started.process.stdout.close()
 
 
 def test_the_first_start_deploys_publishes_and_serves(first: Started, state: DevOptions) -> None:
@@ -168,6 +170,20 @@ def test_the_first_start_deploys_publishes_and_serves(first: Started, state: Dev
     assert [env["id"] for env in envs.json()] == ["ocean-compute"]
     reply = initialize_compute(provider, first.did("dataset"))
     assert reply.status_code == 200, reply.text
+
+
+def test_the_api_docs_page_and_document_are_served(first: Started, state: DevOptions) -> None:
+    """What a newcomer opens first: GET / links the docs, the page and its UI files load
+    from this node (no CDN), and the document names no other server, so "Try it out"
+    calls the dev node itself."""
+    provider = state.url(state.provider_port)
+    links = requests.get(provider, timeout=10).json()["apiDocs"]
+    page = requests.get(provider + links["docs"], timeout=10)
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    assert requests.get(provider + links["docs"] + "swagger-ui.css", timeout=10).ok
+    document = requests.get(provider + links["openapi"], timeout=10).json()
+    assert document.get("servers", []) in ([], [{"url": "/"}])
+    assert {"/api/services/compute", "/api/services/initializeCompute"} <= set(document["paths"])
 
 
 def test_the_second_dataset_is_published_recorded_and_trusts_the_sample_algorithm(
