@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from werkzeug.http import parse_options_header
+from ocean_provider.web.disposition import disposition_name
 
 FORWARDED = ("content-range", "accept-ranges")  # besides a length that is the body's
 
@@ -60,12 +60,7 @@ def reply_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 def file_name(headers: Mapping[str, str]) -> str | None:
     """The name the file's server gives it (``Content-Disposition``), if any."""
-    value = headers.get("content-disposition")
-    if not value:
-        return None
-    _, options = parse_options_header(value)
-    name = options.get("filename")
-    return name.replace("/", "_").replace("\\", "_") if name else None
+    return disposition_name(headers.get("content-disposition"))
 
 
 def details(headers: Mapping[str, str]) -> dict[str, str]:

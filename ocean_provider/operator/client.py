@@ -35,12 +35,12 @@ from ocean_provider.operator.deadline import Deadline, DeadlineAdapter, Watchdog
 from ocean_provider.operator.replies import (
     MAX_REPLY_BYTES,
     EngineReply,
-    disposition_name,
     engine_error,
     parse_environments,
     parse_jobs,
     read_capped,
 )
+from ocean_provider.web.disposition import disposition_name
 from ocean_provider.web.request_log import REQUEST_ID_HEADER
 from ocean_provider.wire.jobs import OperatorJob
 from ocean_provider.wire.request_signature import HEADER, sign_request
@@ -187,9 +187,8 @@ class OperatorClient:
             raise ResultNotFound("no such result for this job") from None
         assert not isinstance(response, EngineReply)  # stream=True and a 2xx
         kept = {k: response.headers[k] for k in RESULT_HEADERS if k in response.headers}
-        return ResultStream(
-            response.status_code, kept, disposition_name(response.headers), response
-        )
+        name = disposition_name(response.headers.get("Content-Disposition"))
+        return ResultStream(response.status_code, kept, name, response)
 
     def _job_call(
         self, method: str, owner: str, job_id: str | None, document_id: str | None

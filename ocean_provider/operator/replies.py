@@ -14,7 +14,6 @@ from typing import Any
 
 import requests
 from pydantic import ValidationError
-from werkzeug.http import parse_options_header
 
 from ocean_provider import bounded_json
 from ocean_provider.auth.addresses import checksum_address
@@ -151,19 +150,6 @@ def parse_environments(reply: EngineReply) -> list[dict[str, Any]]:
     if not isinstance(body, list) or not all(isinstance(env, dict) for env in body):
         raise OperatorFailed("compute engine sent an unreadable environment list")
     return body
-
-
-def disposition_name(headers: Mapping[str, str]) -> str | None:
-    """The file name in ``Content-Disposition`` (``filename*`` decoded), made header-safe."""
-    value = headers.get("Content-Disposition")
-    if not value:
-        return None
-    _, options = parse_options_header(value)
-    name = options.get("filename")
-    if not name:
-        return None
-    safe = "".join("_" if ch in "/\\" or not ch.isprintable() else ch for ch in name)
-    return safe[:255] or None
 
 
 def _checksummed(address: str) -> str | None:
