@@ -326,10 +326,13 @@ def _print_summary(
     out: TextIO, options: DevOptions, state: StateDir, sample: Sample, provider_key: str
 ) -> None:
     provider_address = Account.from_key(provider_key).address
+    provider, engine = sample.provider_url, options.url(options.engine_port)
     lines = [
         "",
-        f"Provider        {sample.provider_url}  (address {provider_address})",
-        f"engine          {options.url(options.engine_port)}",
+        f"Provider        {provider}  (address {provider_address})",
+        f"API docs        {provider}/api/docs/  (try a route in the browser)",
+        f"metrics         {provider}/metrics  and  {engine}/metrics",
+        f"engine          {engine}",
         f"chain RPC       {options.url(options.chain_port)}  (chain id {DEV_CHAIN_ID})",
         f"address file    {state.address_file}",
         *sample.summary_lines(),

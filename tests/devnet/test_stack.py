@@ -177,6 +177,7 @@ def test_the_api_docs_page_and_document_are_served(first: Started, state: DevOpt
     from this node (no CDN), and the document names no other server, so "Try it out"
     calls the dev node itself."""
     provider = state.url(state.provider_port)
+    assert f"API docs        {provider}/api/docs/" in first.output
     links = requests.get(provider, timeout=10).json()["apiDocs"]
     page = requests.get(provider + links["docs"], timeout=10)
     assert page.status_code == 200 and "swagger-ui" in page.text
