@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prometheus_client import Counter, Histogram
-
-from ocean_provider.web.metrics import AppMetrics, bounded_code
+from ocean_provider.web.metrics import AppMetrics, TimedCount, bounded_code
 
 AUTH_CODES = frozenset(
     {
@@ -32,16 +30,17 @@ class ProviderMetrics(AppMetrics):
         self.order_refusals = self.counter(
             "order_refusals", "Orders refused (on chain, or already used), by code.", ("code",)
         )
-        self.engine_calls = self.counter(
-            "engine_calls",
-            "Calls to compute engines by kind and outcome (ok, refused, error, unavailable).",
-            ("call", "outcome"),
-        )
-        self.engine_latency = self.histogram(
-            "engine_call_duration_seconds", "Time of a call to an engine, retries included.",
-            ("call",),
+        self.engine_calls = TimedCount(
+            self.counter(
+                "engine_calls",
+                "Calls to compute engines by kind and outcome (ok, refused, error, unavailable).",
+                ("call", "outcome"),
+            ),
+            self.histogram(
+                "engine_call_duration_seconds", "Time of a call to an engine, retries included.",
+                ("call",),
+            ),
         )  # fmt: skip
-        self._call_children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
 
     def observe_request(
         self, route: str, method: str, status: int, seconds: float, code: str | None
@@ -55,9 +54,4 @@ class ProviderMetrics(AppMetrics):
             self.order_refusals.labels(bounded_code(code)).inc()
 
     def observe_engine_call(self, kind: str, outcome: str, seconds: float) -> None:
-        children = self._call_children.get((kind, outcome))
-        if children is None:  # labels() validates and locks: once per (kind, outcome)
-            children = (self.engine_calls.labels(kind, outcome), self.engine_latency.labels(kind))
-            self._call_children[(kind, outcome)] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        self.engine_calls.observe((kind,), outcome, seconds)

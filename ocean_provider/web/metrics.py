@@ -32,11 +32,27 @@ from ocean_provider.web.request_log import RequestObserver
 
 METRICS_PATH = "/metrics"
 METRICS_ENDPOINT = "metrics"
-# Endpoints rate limits never count (flask-limiter: ``request.endpoint in ...``); health
-# checks belong here too.
-EXEMPT_FROM_RATE_LIMITS = frozenset({METRICS_ENDPOINT})
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 CODE = re.compile(r"[a-z][a-z0-9_]{0,47}")
+
+
+class TimedCount:
+    """Durations by some labels (a histogram) and a count by the same labels plus the outcome
+    (a counter: a status, ok or error). Their labelled children are kept: ``labels()``
+    validates and locks on every call, and the label sets are bounded, so this stays small."""
+
+    def __init__(self, counter: Counter, histogram: Histogram) -> None:
+        self.counter, self.histogram = counter, histogram
+        self._children: dict[tuple[str, ...], tuple[Counter, Histogram]] = {}
+
+    def observe(self, labels: tuple[str, ...], outcome: str, seconds: float) -> None:
+        key = (*labels, outcome)
+        children = self._children.get(key)
+        if children is None:
+            children = (self.counter.labels(*key), self.histogram.labels(*labels))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class AppMetrics:
@@ -55,20 +71,17 @@ class AppMetrics:
         self._multiprocess_dir = multiprocess_dir
         self._token = token
         self._scraped: list[Collector] = []
-        # (route, method, status) -> its two children: ``labels()`` validates and locks on
-        # every call; the label sets are bounded, so this stays small
-        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
-        self.requests = self.counter(
-            "http_requests", "Requests served, by URL rule, method and status.",
-            ("route", "method", "status"),
+        self.requests = TimedCount(
+            self.counter(
+                "http_requests", "Requests served, by URL rule, method and status.",
+                ("route", "method", "status"),
+            ),
+            self.histogram(
+                "http_request_duration_seconds",
+                "Time to the reply's headers, by URL rule and method.",
+                ("route", "method"),
+            ),
         )  # fmt: skip
-        self.latency = Histogram(
-            f"{prefix}_http_request_duration_seconds",
-            "Time to the reply's headers, by URL rule and method.",
-            ("route", "method"),
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
 
     def counter(self, name: str, doc: str, labels: Iterable[str]) -> Counter:
         return Counter(f"{self.prefix}_{name}", doc, tuple(labels), registry=self.registry)
@@ -91,16 +104,7 @@ class AppMetrics:
     def observe_request(
         self, route: str, method: str, status: int, seconds: float, code: str | None
     ) -> None:
-        key = (route, method, status)
-        children = self._request_children.get(key)
-        if children is None:
-            children = (
-                self.requests.labels(route, method, str(status)),
-                self.latency.labels(route, method),
-            )
-            self._request_children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        self.requests.observe((route, method), str(status), seconds)
 
     def exposition(self) -> bytes:
         if self._multiprocess_dir is None:

@@ -26,11 +26,12 @@ from limits import parse_many
 
 from ocean_provider.errors import RateLimited
 from ocean_provider.web.error_handlers import rate_limited_reply
+from ocean_provider.web.metrics import METRICS_PATH
 from ocean_provider.web.rate_limit_settings import RateLimitSettings
 
 log = logging.getLogger(__name__)
 
-ROUTE_CLASSES = {  # endpoint -> class; any other endpoint is "public"
+ENDPOINT_CLASSES = {  # endpoint -> class; any other endpoint is "public"
     "services.initializeCompute": "start",
     "services.computeStart": "start",
     "services.computeStatus": "status",
@@ -39,13 +40,13 @@ ROUTE_CLASSES = {  # endpoint -> class; any other endpoint is "public"
     "services.computeResult": "results",
     "consume.download": "results",
 }
-EXEMPT_PATHS = frozenset({"/", "/metrics"})  # health; Prometheus scrapes
+EXEMPT_PATHS = frozenset({"/", METRICS_PATH})  # health; Prometheus scrapes
 KEY_PREFIX = "ocean_provider:rate"  # as the nonce and order stores' ocean_provider: keys
 REDIS_TIMEOUT = 1.0  # seconds; then the counters fall back to memory
 
 
 def route_class() -> str:
-    return ROUTE_CLASSES.get(request.endpoint or "", "public")
+    return ENDPOINT_CLASSES.get(request.endpoint or "", "public")
 
 
 def client_ip(trusted_proxies: int) -> str:

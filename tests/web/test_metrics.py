@@ -13,7 +13,8 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from ocean_provider.app import create_app
-from ocean_provider.web.metrics import EXEMPT_FROM_RATE_LIMITS, METRICS_ENDPOINT
+from ocean_provider.web.metrics import METRICS_ENDPOINT, METRICS_PATH
+from ocean_provider.web.rate_limits import EXEMPT_PATHS
 from tests.api.helpers import (
     COMPUTE,
     ENGINE_COMPUTE,
@@ -145,5 +146,5 @@ def test_a_metrics_token_is_asked_for_when_set(
 def test_metrics_is_one_endpoint_rate_limits_can_exempt(client: FlaskClient) -> None:
     app = client.application
     (rule,) = [r for r in app.url_map.iter_rules() if r.rule == "/metrics"]
-    assert rule.endpoint == METRICS_ENDPOINT and METRICS_ENDPOINT in EXEMPT_FROM_RATE_LIMITS
+    assert rule.endpoint == METRICS_ENDPOINT and METRICS_PATH in EXEMPT_PATHS
     assert "X-Request-ID" in client.get("/metrics").headers
