@@ -99,9 +99,7 @@ class EngineRouter:
         self, owner: str, job_id: str | None = None, document_id: str | None = None
     ) -> list[OperatorJob]:
         if job_id:
-            engine, engine_job, public = self._find(owner, job_id)
-            jobs = self._call(engine, lambda b: b.status(owner, engine_job, document_id))
-            return _named(engine, jobs) if public != engine_job else jobs
+            return self._on_job(owner, job_id, lambda b, j: b.status(owner, j, document_id))
         listed, answered = [], False
         for engine in self._all():
             try:
@@ -134,9 +132,7 @@ class EngineRouter:
         """Stop or delete: the named job on its engine, or the owner's jobs on every engine
         (refused while one is down, so none of its jobs is silently left out)."""
         if job_id:
-            engine, engine_job, public = self._find(owner, job_id)
-            jobs = self._call(engine, lambda b: act(b, engine_job))
-            return _named(engine, jobs) if public != engine_job else jobs
+            return self._on_job(owner, job_id, act)
         engines = self._all()
         down = [engine.name for engine in engines if self._is_down(engine)]
         if down:
@@ -145,6 +141,18 @@ class EngineRouter:
         for engine in engines:
             done += _named(engine, self._call(engine, lambda b: act(b, None)))
         return done
+
+    def _on_job(
+        self,
+        owner: str,
+        job_id: str,
+        act: Callable[[ComputeBackend, str], list[OperatorJob]],
+    ) -> list[OperatorJob]:
+        """``act`` on the job's engine with the engine's id for it; the jobs with the ids
+        the caller knows (named, unless it asked by an id from before the names)."""
+        engine, engine_job, public = self._find(owner, job_id)
+        jobs = self._call(engine, lambda b: act(b, engine_job))
+        return _named(engine, jobs) if public != engine_job else jobs
 
     def _find(self, owner: str, job_id: str) -> tuple[_Engine, str, str]:
         """The job's engine, the engine's id for it, and the id the caller knows."""
