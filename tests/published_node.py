@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ocean_provider.app import create_app
 from ocean_provider.devnet.assets import (
@@ -18,9 +17,6 @@ from ocean_provider.devnet.assets import (
     PublishedAsset,
     algorithm_ddo,
     dataset_ddo,
-    endpoint_encrypt,
-    mint,
-    publish_asset,
     trusted_algorithm,
     url_file,
 )
@@ -30,8 +26,9 @@ from ocean_provider.devnet.embedded import (
     serve_directory,
     start_embedded_engine,
 )
+from ocean_provider.devnet.samples import SamplePublisher
 from tests.conftest import make_settings
-from tests.devchain import OCEAN, DevChain
+from tests.devchain import DevChain
 from tests.engine.conftest import environment
 
 ENV = "ocean-compute"
@@ -88,19 +85,14 @@ def publish_samples(
     """The dataset (trusting the algorithm), the algorithm and a second dataset, published
     with files under ``files_url`` encrypted through ``provider_url``; both consumers hold
     datatokens of each."""
-    encrypt = endpoint_encrypt(provider_url, devchain.deployment.chain_id)
-
-    def publish(ddo: dict[str, Any], name: str, symbol: str) -> PublishedAsset:
-        return publish_asset(
-            devchain.w3,
-            devchain.deployment,
-            devchain.publisher_key,
-            ddo,
-            encrypt=encrypt,
-            name=name,
-            symbol=symbol,
-        )
-
+    publish = SamplePublisher(
+        devchain.w3,
+        devchain.deployment,
+        devchain.publisher_key,
+        (devchain.consumer, devchain.other_consumer),
+        provider_url=provider_url,
+        files_url=files_url,
+    ).publish
     algorithm = publish(
         algorithm_ddo(
             name="Sum", files=[url_file(f"{files_url}/sum.py")], service_endpoint=provider_url
@@ -131,9 +123,6 @@ def publish_samples(
         "More",
         "MORE",
     )
-    for asset in (dataset, algorithm, extra):
-        for holder in (devchain.consumer, devchain.other_consumer):
-            mint(devchain.w3, asset.datatoken, devchain.publisher_key, holder, 10 * OCEAN)
     return dataset, algorithm, extra
 
 

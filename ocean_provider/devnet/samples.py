@@ -185,7 +185,7 @@ class SamplePublisher:
             files=[url_file(f"{self.files_url}/{ALGORITHM_FILE}")],
             service_endpoint=self.provider_url,
         )
-        return self._publish(template, name, "SUMSQ")
+        return self.publish(template, name, "SUMSQ")
 
     def dataset(self, which: str, algorithm_did: str) -> PublishedAsset:
         """Sample dataset ``which`` (a key of ``DATASETS``): raw algorithms allowed, and the
@@ -200,9 +200,10 @@ class SamplePublisher:
                 trusted_algorithm(algorithm_did, SAMPLE_CONTAINER, [SAMPLE_ALGORITHM])
             ],
         )
-        return self._publish(template, name, symbol)
+        return self.publish(template, name, symbol)
 
-    def _publish(self, template: dict[str, Any], name: str, symbol: str) -> PublishedAsset:
+    def publish(self, template: dict[str, Any], name: str, symbol: str) -> PublishedAsset:
+        """Publish ``template`` (its files in plain) and mint its datatoken to the consumers."""
         asset = publish_asset(
             self.w3,
             self.deployment,
